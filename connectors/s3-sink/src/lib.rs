@@ -1,0 +1,3 @@
+//! S3 sink connector.
+//!
+//! Not implemented yet: see issue 8.
