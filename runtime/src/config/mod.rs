@@ -1,0 +1,11 @@
+//! Configuration: connector configs (Kafka Connect shape) and the worker config.
+
+mod connector;
+mod def;
+mod worker;
+
+pub use connector::{
+    ConnectorConfig, connector_from_json, interpolate, parse_connector_document, validate_connector_name,
+};
+pub use def::{ConfigDef, ConfigErrors, FieldDef, FieldError, FieldType, Importance, Parsed, RawConfig, Secret, did_you_mean};
+pub use worker::{RestConfig, RestartConfig, StorageConfig, WorkerConfig};

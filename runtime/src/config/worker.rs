@@ -1,0 +1,155 @@
+//! The worker's own config (YAML or JSON), with typed sections and unknown keys rejected.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::def::ConfigErrors;
+use crate::log::LogConfig;
+
+/// Where topics live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StorageConfig {
+    /// The embedded durable log in `<data_dir>/log` (the default: nothing else to run).
+    Embedded {
+        #[serde(default)]
+        log: LogConfig,
+    },
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig::Embedded {
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// The REST listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestConfig {
+    /// Address to listen on; 127.0.0.1 unless listening elsewhere is a deliberate choice.
+    pub listen: String,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            listen: "127.0.0.1:8083".into(),
+        }
+    }
+}
+
+/// How failed tasks are restarted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartConfig {
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        RestartConfig {
+            initial_backoff_ms: 500,
+            max_backoff_ms: 60_000,
+        }
+    }
+}
+
+/// Worker configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Identifies this worker in `/status` (`worker_id`).
+    pub worker_id: Option<String>,
+    /// Everything durable: topics, offsets, connector configs and states.
+    pub data_dir: PathBuf,
+    /// Directory of connector files (YAML/JSON) to load at start.
+    pub connectors_dir: Option<PathBuf>,
+    pub storage: StorageConfig,
+    pub rest: RestConfig,
+    /// Commit source offsets and sink consumer offsets at most this often (ms). 0 commits
+    /// as soon as records become durable (still coalescing commits while one is running).
+    pub offset_flush_interval_ms: u64,
+    pub restart: RestartConfig,
+    /// Seconds between progress lines in the log for each running task.
+    pub progress_interval_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            worker_id: None,
+            data_dir: PathBuf::from("data"),
+            connectors_dir: None,
+            storage: StorageConfig::default(),
+            rest: RestConfig::default(),
+            offset_flush_interval_ms: 0,
+            restart: RestartConfig::default(),
+            progress_interval_secs: 10,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Reads a worker config file (YAML, or JSON by extension).
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors::single("<file>", format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text, path.extension().is_some_and(|e| e == "json"))
+    }
+
+    pub fn parse(text: &str, json: bool) -> Result<Self, ConfigErrors> {
+        let parsed: Result<WorkerConfig, String> = if json {
+            serde_json::from_str(text).map_err(|e| e.to_string())
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| e.to_string())
+        };
+        let config = parsed.map_err(|e| ConfigErrors::single("<worker config>", e))?;
+        config.validate()
+    }
+
+    fn validate(self) -> Result<Self, ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        let StorageConfig::Embedded { log } = &self.storage;
+        if log.segment_bytes < 4096 {
+            errors.push("storage.log.segment_bytes", format!("must be at least 4096, got {}", log.segment_bytes));
+        }
+        if log.default_partitions == 0 {
+            errors.push("storage.log.default_partitions", "must be at least 1");
+        }
+        if self.restart.initial_backoff_ms == 0 || self.restart.max_backoff_ms < self.restart.initial_backoff_ms {
+            errors.push("restart", "need 0 < initial_backoff_ms <= max_backoff_ms");
+        }
+        if self.rest.listen.parse::<std::net::SocketAddr>().is_err() {
+            errors.push("rest.listen", format!("must be host:port with an IP address, got {:?}", self.rest.listen));
+        }
+        errors.into_result(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_yaml() {
+        let c = WorkerConfig::parse("data_dir: /tmp/x\nstorage:\n  type: embedded\n  log:\n    fsync: {mode: interval, interval_ms: 50}\n", false)
+            .expect("valid");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        let StorageConfig::Embedded { log } = &c.storage;
+        assert_eq!(log.fsync, crate::log::FsyncPolicy::Interval { interval_ms: 50 });
+        assert_eq!(c.rest.listen, "127.0.0.1:8083");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let err = WorkerConfig::parse("data_dri: /tmp\n", false).expect_err("typo");
+        assert!(err.to_string().contains("data_dri"), "{err}");
+        let err = WorkerConfig::parse("rest: {listen: 'localhost'}\n", false).expect_err("bad listen");
+        assert!(err.to_string().contains("rest.listen"), "{err}");
+    }
+}

@@ -1,0 +1,145 @@
+//! The connector API: what a source or sink connector implements.
+//!
+//! ```text
+//!  Plugin::validate(name, parsed config)   pure, no I/O      -> Connector (typed config)
+//!  SourceConnector::check()                preflight, I/O    -> clear error or Ok
+//!  SourceConnector::open_task(ctx)         restored offsets  -> SourceTask
+//!      SourceTask::poll()   bounded batch, returns within ~1 s even when idle
+//!      SourceTask::commit() told which positions are durable in the topic log
+//!  SinkConnector::open_task(ctx)                             -> SinkTask
+//!      SinkTask::put()        write or buffer a batch
+//!      SinkTask::pre_commit() which consumed offsets are durable in the target
+//! ```
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{ConfigDef, ConfigErrors, Parsed};
+use crate::converter::json::ValueModes;
+use crate::error::ConnectorError;
+use crate::offsets::StoredOffset;
+use crate::progress::ProgressHandle;
+use crate::record::{ConsumerOffsets, SinkRecord, SourceRecord, TopicPartition};
+
+/// Source or sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorKind {
+    Source,
+    Sink,
+}
+
+/// A connector implementation, found by class name or alias in the [`Registry`](crate::registry::Registry).
+pub trait Plugin: Send + Sync {
+    /// Canonical class name, e.g. `io.debezium.connector.mysql.MySqlConnector`.
+    fn class(&self) -> &'static str;
+    /// Other names users may write in `connector.class`.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn kind(&self) -> ConnectorKind;
+    fn version(&self) -> &'static str {
+        crate::VERSION
+    }
+    /// The connector's own fields (the runtime adds the common ones).
+    fn config_def(&self) -> ConfigDef;
+    /// Builds a typed connector from a parsed config, or every reason it is invalid. Pure:
+    /// no I/O (that is [`SourceConnector::check`]).
+    fn validate(&self, name: &str, config: &Parsed) -> Result<Connector, ConfigErrors>;
+}
+
+/// A validated connector.
+#[derive(Clone)]
+pub enum Connector {
+    Source(Arc<dyn SourceConnector>),
+    Sink(Arc<dyn SinkConnector>),
+}
+
+/// What a source task gets when it opens.
+pub struct SourceTaskContext {
+    pub connector: Arc<str>,
+    pub task_id: u32,
+    /// Offsets committed earlier for this connector (empty on the first start).
+    pub offsets: Vec<StoredOffset>,
+    /// Where the task reports snapshot and streaming progress.
+    pub progress: ProgressHandle,
+    /// Value encodings the converters apply (from the connector config).
+    pub value_modes: ValueModes,
+}
+
+/// A validated source connector.
+#[async_trait]
+pub trait SourceConnector: Send + Sync {
+    /// Preflight: connect and verify the server is set up for this connector. Each failure
+    /// names the setting, its value and the fix.
+    async fn check(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// Value encodings for this connector's records (`decimal.handling.mode`, ...).
+    fn value_modes(&self) -> ValueModes {
+        ValueModes::default()
+    }
+
+    async fn open_task(&self, ctx: SourceTaskContext) -> Result<Box<dyn SourceTask>, ConnectorError>;
+}
+
+/// A running source task.
+#[async_trait]
+pub trait SourceTask: Send {
+    /// The next batch of records, in source order. Must return within about a second even
+    /// when there is nothing to read (an empty batch), so the runner can commit, pause and
+    /// stop promptly. Records carry offsets where resuming after them is correct.
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>, ConnectorError>;
+
+    /// Told, in order, which offsets are now durable in the topic log and committed to the
+    /// offset store (e.g. Postgres acknowledges the LSN to the server here).
+    async fn commit(&mut self, _committed: &[StoredOffset]) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// Releases connections. Called on stop, pause-to-stop and before a restart.
+    async fn close(&mut self) {}
+}
+
+/// What a sink task gets when it opens.
+pub struct SinkTaskContext {
+    pub connector: Arc<str>,
+    pub task_id: u32,
+    pub progress: ProgressHandle,
+}
+
+/// A validated sink connector.
+#[async_trait]
+pub trait SinkConnector: Send + Sync {
+    async fn check(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    async fn open_task(&self, ctx: SinkTaskContext) -> Result<Box<dyn SinkTask>, ConnectorError>;
+}
+
+/// A running sink task.
+#[async_trait]
+pub trait SinkTask: Send {
+    /// Partitions newly assigned to this task.
+    async fn open(&mut self, _partitions: &[TopicPartition]) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// Writes or buffers records (in offset order per partition).
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectorError>;
+
+    /// Makes everything put so far durable in the target.
+    async fn flush(&mut self) -> Result<(), ConnectorError>;
+
+    /// Which of the `consumed` next-offsets may be committed: only those whose records are
+    /// durable in the target (Kafka Connect's `preCommit`). The default flushes everything.
+    async fn pre_commit(&mut self, consumed: &ConsumerOffsets) -> Result<ConsumerOffsets, ConnectorError> {
+        self.flush().await?;
+        Ok(consumed.clone())
+    }
+
+    async fn close(&mut self) {}
+}

@@ -1,0 +1,605 @@
+//! The worker: owns storage, offsets and connectors; supervises tasks.
+//!
+//! Each task runs under a supervisor loop: RUNNING until the target state changes or it
+//! fails; a transient failure restarts it after a capped exponential backoff (RESTARTING);
+//! a definite failure leaves it FAILED with the reason until someone restarts it. Connector
+//! configs and target states persist in `<data_dir>/connectors/`, so a restarted worker
+//! resumes everything; offsets persist in `<data_dir>/offsets/`.
+
+mod sink;
+mod source;
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::config::{ConfigErrors, ConnectorConfig, StorageConfig, WorkerConfig, parse_connector_document};
+use crate::connector::{Connector, ConnectorKind};
+use crate::durable_file::{create_dir_durable, sync_dir, write_atomic};
+use crate::error::{Backoff, ConnectorError, Reaction};
+use crate::log::EmbeddedLog;
+use crate::offsets::{FileOffsetStore, OffsetStore};
+use crate::progress::{ProgressHandle, ProgressSnapshot};
+use crate::registry::{Registry, Validated};
+use crate::storage::{EmbeddedStore, TopicStore};
+
+pub use sink::group_id;
+use sink::SinkRun;
+use source::SourceRun;
+use state::{ConnectorState, ConnectorStatus, PersistedConnector, State, TargetState, TaskStatus, connector_state};
+
+/// Errors of worker operations (mapped to HTTP statuses by the REST layer).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("invalid connector config: {0}")]
+    InvalidConfig(ConfigErrors),
+    #[error("connector {0} not found")]
+    NotFound(String),
+    #[error("connector {0} already exists")]
+    AlreadyExists(String),
+    #[error("{context}")]
+    Storage {
+        context: String,
+        #[source]
+        source: ConnectorError,
+    },
+    #[error("i/o error on {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WorkerError + '_ {
+    move |source| WorkerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+struct TaskHandle {
+    control: watch::Sender<TargetState>,
+    status: Arc<Mutex<TaskStatus>>,
+    progress: ProgressHandle,
+    join: JoinHandle<()>,
+}
+
+struct ConnectorEntry {
+    config: ConnectorConfig,
+    target: TargetState,
+    kind: ConnectorKind,
+    tasks: Vec<TaskHandle>,
+}
+
+/// A running worker.
+pub struct Worker {
+    config: WorkerConfig,
+    worker_id: String,
+    registry: Arc<Registry>,
+    store: Arc<dyn TopicStore>,
+    log: Option<EmbeddedLog>,
+    offsets: Arc<dyn OffsetStore>,
+    connectors_dir: PathBuf,
+    connectors: tokio::sync::Mutex<BTreeMap<String, ConnectorEntry>>,
+}
+
+impl Worker {
+    /// Opens storage and offsets in the data directory and resumes persisted connectors.
+    pub async fn start(config: WorkerConfig, registry: Registry) -> Result<Arc<Self>, WorkerError> {
+        let data_dir = config.data_dir.clone();
+        create_dir_durable(&data_dir).map_err(io_err(&data_dir))?;
+        let StorageConfig::Embedded { log: log_config } = &config.storage;
+        let log_dir = data_dir.join("log");
+        let log = EmbeddedLog::open(&log_dir, log_config.clone()).map_err(|e| WorkerError::Storage {
+            context: format!("cannot open the embedded log in {}", log_dir.display()),
+            source: e.into(),
+        })?;
+        let offsets_dir = data_dir.join("offsets");
+        let offsets = FileOffsetStore::open(&offsets_dir).map_err(|e| WorkerError::Storage {
+            context: format!("cannot open the offset store in {}", offsets_dir.display()),
+            source: e.into(),
+        })?;
+        let connectors_dir = data_dir.join("connectors");
+        create_dir_durable(&connectors_dir).map_err(io_err(&connectors_dir))?;
+        let worker_id = config.worker_id.clone().unwrap_or_else(|| config.rest.listen.clone());
+        let worker = Arc::new(Worker {
+            store: EmbeddedStore::new(log.clone()),
+            log: Some(log),
+            offsets,
+            registry: Arc::new(registry),
+            worker_id,
+            connectors_dir,
+            connectors: tokio::sync::Mutex::new(BTreeMap::new()),
+            config,
+        });
+        worker.resume_persisted().await?;
+        if let Some(dir) = worker.config.connectors_dir.clone() {
+            worker.load_directory(&dir).await?;
+        }
+        worker.spawn_progress_reporter();
+        Ok(worker)
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn store(&self) -> &Arc<dyn TopicStore> {
+        &self.store
+    }
+
+    pub fn offsets(&self) -> &Arc<dyn OffsetStore> {
+        &self.offsets
+    }
+
+    pub fn embedded_log(&self) -> Option<&EmbeddedLog> {
+        self.log.as_ref()
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    async fn resume_persisted(self: &Arc<Self>) -> Result<(), WorkerError> {
+        let dir = self.connectors_dir.clone();
+        let entries = std::fs::read_dir(&dir).map_err(io_err(&dir))?;
+        let mut persisted = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io_err(&dir))?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let raw = std::fs::read(&path).map_err(io_err(&path))?;
+            match serde_json::from_slice::<PersistedConnector>(&raw) {
+                Ok(p) => persisted.push(p),
+                Err(e) => warn!(path = %path.display(), error = %e, "skipping unreadable persisted connector"),
+            }
+        }
+        for p in persisted {
+            let config = ConnectorConfig {
+                name: p.name.clone(),
+                config: p.config,
+            };
+            info!(connector = %p.name, target = ?p.target_state, "resuming persisted connector");
+            if let Err(e) = self.install(config, p.target_state, false).await {
+                // Keep the worker up: the connector shows FAILED in its status.
+                error!(connector = %p.name, error = %e, "persisted connector could not start");
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads every `*.yaml`, `*.yml` and `*.json` connector file of a directory: creates new
+    /// connectors and updates changed ones. Every file is validated before any is applied.
+    pub async fn load_directory(self: &Arc<Self>, dir: &Path) -> Result<(), WorkerError> {
+        let configs = load_connector_files(dir)?;
+        for config in configs {
+            let existing = self.connectors.lock().await.get(&config.name).map(|e| e.config.clone());
+            match existing {
+                Some(current) if current == config => {}
+                Some(_) => {
+                    info!(connector = %config.name, "connector file changed; updating");
+                    self.put_config(config).await?;
+                }
+                None => {
+                    info!(connector = %config.name, "creating connector from file");
+                    self.create(config, TargetState::Running).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates without side effects.
+    pub fn validate(&self, config: &ConnectorConfig) -> Result<Validated, ConfigErrors> {
+        self.registry.validate(config)
+    }
+
+    /// Creates a connector (POST /connectors).
+    pub async fn create(self: &Arc<Self>, config: ConnectorConfig, initial: TargetState) -> Result<(), WorkerError> {
+        if self.connectors.lock().await.contains_key(&config.name) {
+            return Err(WorkerError::AlreadyExists(config.name));
+        }
+        self.install(config, initial, true).await
+    }
+
+    /// Creates or replaces a connector's config (PUT /connectors/{name}/config) and restarts it.
+    pub async fn put_config(self: &Arc<Self>, config: ConnectorConfig) -> Result<(), WorkerError> {
+        self.registry.validate(&config).map_err(WorkerError::InvalidConfig)?;
+        let target = match self.connectors.lock().await.remove(&config.name) {
+            Some(old) => {
+                let target = old.target;
+                stop_tasks(old.tasks).await;
+                target
+            }
+            None => TargetState::Running,
+        };
+        self.install(config, target, true).await
+    }
+
+    async fn install(self: &Arc<Self>, config: ConnectorConfig, target: TargetState, persist: bool) -> Result<(), WorkerError> {
+        let validated = self.registry.validate(&config).map_err(WorkerError::InvalidConfig)?;
+        for warning in &validated.warnings {
+            warn!(connector = %config.name, "{warning}");
+        }
+        if persist {
+            self.persist(&config, target)?;
+        }
+        let kind = validated.plugin.kind();
+        let tasks = if target == TargetState::Stopped {
+            Vec::new()
+        } else {
+            self.spawn_tasks(&config.name, &validated, target)
+        };
+        self.connectors.lock().await.insert(
+            config.name.clone(),
+            ConnectorEntry {
+                config,
+                target,
+                kind,
+                tasks,
+            },
+        );
+        Ok(())
+    }
+
+    fn persist(&self, config: &ConnectorConfig, target: TargetState) -> Result<(), WorkerError> {
+        let path = self.connectors_dir.join(format!("{}.json", config.name));
+        let data = serde_json::to_vec_pretty(&PersistedConnector {
+            name: config.name.clone(),
+            config: config.config.clone(),
+            target_state: target,
+        })
+        .map_err(|e| WorkerError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&path, &data).map_err(io_err(&path))
+    }
+
+    fn spawn_tasks(self: &Arc<Self>, name: &str, validated: &Validated, target: TargetState) -> Vec<TaskHandle> {
+        let count = match validated.connector {
+            // Sources here read one ordered stream (binlog, slot): one task.
+            Connector::Source(_) => 1,
+            Connector::Sink(_) => validated.tasks_max,
+        };
+        (0..count)
+            .map(|task_id| {
+                let (control, rx) = watch::channel(target);
+                let status = Arc::new(Mutex::new(TaskStatus {
+                    id: task_id,
+                    state: State::Unassigned,
+                    worker_id: self.worker_id.clone(),
+                    trace: None,
+                    restarts: 0,
+                }));
+                let progress = ProgressHandle::new();
+                let runner = self.runner(name, task_id, count, validated, progress.clone());
+                let join = tokio::spawn(supervise(
+                    name.to_owned(),
+                    runner,
+                    rx,
+                    status.clone(),
+                    Backoff::new(
+                        Duration::from_millis(self.config.restart.initial_backoff_ms),
+                        Duration::from_millis(self.config.restart.max_backoff_ms),
+                    ),
+                ));
+                TaskHandle {
+                    control,
+                    status,
+                    progress,
+                    join,
+                }
+            })
+            .collect()
+    }
+
+    fn runner(&self, name: &str, task_id: u32, task_count: u32, validated: &Validated, progress: ProgressHandle) -> Runner {
+        let commit_interval = Duration::from_millis(self.config.offset_flush_interval_ms);
+        match &validated.connector {
+            Connector::Source(connector) => Runner::Source(Box::new(SourceRun {
+                connector_name: Arc::from(name),
+                task_id,
+                connector: connector.clone(),
+                encoder: validated.encoder.clone().unwrap_or_else(|| {
+                    crate::converter::RecordEncoder::from_config(&Default::default(), connector.value_modes())
+                        .unwrap_or_else(|_| unreachable!("empty converter config is valid"))
+                }),
+                store: self.store.clone(),
+                offsets: self.offsets.clone(),
+                progress,
+                commit_interval,
+            })),
+            Connector::Sink(connector) => Runner::Sink(Box::new(SinkRun {
+                connector_name: Arc::from(name),
+                task_id,
+                task_count,
+                connector: connector.clone(),
+                topics: validated
+                    .topics
+                    .clone()
+                    .unwrap_or(crate::storage::TopicSelector::Names(Vec::new())),
+                store: self.store.clone(),
+                progress,
+                commit_interval,
+            })),
+        }
+    }
+
+    async fn set_target(&self, name: &str, target: TargetState) -> Result<(), WorkerError> {
+        let mut connectors = self.connectors.lock().await;
+        let entry = connectors.get_mut(name).ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+        self.persist(&entry.config, target)?;
+        entry.target = target;
+        for task in &entry.tasks {
+            task.control.send_replace(target);
+        }
+        Ok(())
+    }
+
+    /// Stops polling but keeps tasks and connections (PUT /connectors/{name}/pause).
+    pub async fn pause(&self, name: &str) -> Result<(), WorkerError> {
+        self.set_target(name, TargetState::Paused).await
+    }
+
+    /// Resumes a paused or stopped connector (PUT /connectors/{name}/resume).
+    pub async fn resume(self: &Arc<Self>, name: &str) -> Result<(), WorkerError> {
+        let stopped = {
+            let connectors = self.connectors.lock().await;
+            let entry = connectors.get(name).ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+            entry.tasks.is_empty()
+        };
+        if stopped {
+            let config = self.connector_config(name).await?;
+            self.connectors.lock().await.remove(name);
+            return self.install(config, TargetState::Running, true).await;
+        }
+        self.set_target(name, TargetState::Running).await
+    }
+
+    /// Stops tasks and releases their resources (PUT /connectors/{name}/stop).
+    pub async fn stop(&self, name: &str) -> Result<(), WorkerError> {
+        let tasks = {
+            let mut connectors = self.connectors.lock().await;
+            let entry = connectors.get_mut(name).ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+            self.persist(&entry.config, TargetState::Stopped)?;
+            entry.target = TargetState::Stopped;
+            std::mem::take(&mut entry.tasks)
+        };
+        stop_tasks(tasks).await;
+        Ok(())
+    }
+
+    /// Re-creates the connector's tasks (POST /connectors/{name}/restart).
+    pub async fn restart(self: &Arc<Self>, name: &str) -> Result<(), WorkerError> {
+        let entry = self
+            .connectors
+            .lock()
+            .await
+            .remove(name)
+            .ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+        let (config, target) = (entry.config, entry.target);
+        stop_tasks(entry.tasks).await;
+        let target = if target == TargetState::Stopped { TargetState::Running } else { target };
+        self.install(config, target, true).await
+    }
+
+    /// Deletes a connector; its offsets are kept, as Kafka Connect does.
+    pub async fn delete(&self, name: &str) -> Result<(), WorkerError> {
+        let entry = self
+            .connectors
+            .lock()
+            .await
+            .remove(name)
+            .ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+        stop_tasks(entry.tasks).await;
+        let path = self.connectors_dir.join(format!("{name}.json"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.connectors_dir).map_err(io_err(&self.connectors_dir))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        Ok(())
+    }
+
+    pub async fn list(&self) -> Vec<String> {
+        self.connectors.lock().await.keys().cloned().collect()
+    }
+
+    pub async fn connector_config(&self, name: &str) -> Result<ConnectorConfig, WorkerError> {
+        self.connectors
+            .lock()
+            .await
+            .get(name)
+            .map(|e| e.config.clone())
+            .ok_or_else(|| WorkerError::NotFound(name.to_owned()))
+    }
+
+    /// Kafka Connect's status document.
+    pub async fn status(&self, name: &str) -> Result<ConnectorStatus, WorkerError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors.get(name).ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+        let tasks: Vec<TaskStatus> = entry
+            .tasks
+            .iter()
+            .map(|t| t.status.lock().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone()))
+            .collect();
+        let state = connector_state(entry.target, &tasks);
+        let trace = tasks.iter().find_map(|t| t.trace.clone()).filter(|_| state == State::Failed);
+        Ok(ConnectorStatus {
+            name: name.to_owned(),
+            connector: ConnectorState {
+                state,
+                worker_id: self.worker_id.clone(),
+                trace,
+            },
+            tasks,
+            kind: entry.kind,
+        })
+    }
+
+    /// Progress of each task of a connector.
+    pub async fn progress(&self, name: &str) -> Result<Vec<ProgressSnapshot>, WorkerError> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors.get(name).ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+        Ok(entry.tasks.iter().map(|t| t.progress.snapshot()).collect())
+    }
+
+    /// Drains every task (in-flight records become durable and committed) and stops.
+    pub async fn shutdown(&self) {
+        let all: Vec<TaskHandle> = {
+            let mut connectors = self.connectors.lock().await;
+            connectors.values_mut().flat_map(|e| std::mem::take(&mut e.tasks)).collect()
+        };
+        info!(tasks = all.len(), "stopping tasks");
+        stop_tasks(all).await;
+    }
+
+    fn spawn_progress_reporter(self: &Arc<Self>) {
+        let every = Duration::from_secs(self.config.progress_interval_secs.max(1));
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let Some(worker) = weak.upgrade() else { return };
+                let connectors = worker.connectors.lock().await;
+                for (name, entry) in connectors.iter() {
+                    for task in &entry.tasks {
+                        let p = task.progress.snapshot();
+                        match &p.snapshot {
+                            Some(s) if s.rows_done < s.rows_estimated => info!(
+                                connector = %name, phase = %p.phase, rows_done = s.rows_done, rows_estimated = s.rows_estimated,
+                                percent = format!("{:.1}", s.percent), eta_secs = s.eta_secs, "snapshot progress"
+                            ),
+                            _ => info!(connector = %name, phase = %p.phase, records = p.records, records_per_sec = p.records_per_sec,
+                                lag_ms = p.lag_ms, "progress"),
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Reads and validates connector files of a directory (used by `run` and `validate`).
+pub fn load_connector_files(dir: &Path) -> Result<Vec<ConnectorConfig>, WorkerError> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
+        .collect();
+    paths.sort();
+    let mut configs = Vec::new();
+    let mut errors = ConfigErrors::default();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+        match parse_connector_document(&text, &path) {
+            Ok(c) => configs.push(c),
+            Err(e) => {
+                for fe in e.0 {
+                    errors.push(format!("{}: {}", path.display(), fe.field), fe.message);
+                }
+            }
+        }
+    }
+    errors.into_result(configs).map_err(WorkerError::InvalidConfig)
+}
+
+async fn stop_tasks(tasks: Vec<TaskHandle>) {
+    for task in &tasks {
+        task.control.send_replace(TargetState::Stopped);
+    }
+    for task in tasks {
+        if let Err(e) = task.join.await {
+            error!(error = %e, "task supervisor panicked");
+        }
+    }
+}
+
+enum Runner {
+    Source(Box<SourceRun>),
+    Sink(Box<SinkRun>),
+}
+
+impl Runner {
+    async fn run(&self, control: &mut watch::Receiver<TargetState>) -> Result<(), ConnectorError> {
+        match self {
+            Runner::Source(r) => r.run(control).await,
+            Runner::Sink(r) => r.run(control).await,
+        }
+    }
+}
+
+fn set_status(status: &Mutex<TaskStatus>, state: State, trace: Option<String>, restarts: u32) {
+    let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+    s.state = state;
+    s.trace = trace;
+    s.restarts = restarts;
+}
+
+/// The supervisor loop of one task: run, and on failure retry or fail per the error policy.
+async fn supervise(name: String, runner: Runner, mut control: watch::Receiver<TargetState>, status: Arc<Mutex<TaskStatus>>, mut backoff: Backoff) {
+    loop {
+        let target = *control.borrow();
+        if target == TargetState::Stopped {
+            set_status(&status, State::Unassigned, None, 0);
+            return;
+        }
+        let running_state = if target == TargetState::Paused { State::Paused } else { State::Running };
+        set_status(&status, running_state, None, backoff.attempts());
+        let started = Instant::now();
+        let result = runner.run(&mut control).await;
+        match result {
+            Ok(()) => {
+                set_status(&status, State::Unassigned, None, 0);
+                return;
+            }
+            Err(err) => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff.reset();
+                }
+                let trace = err.trace();
+                match err.kind.policy() {
+                    Reaction::RetryWithBackoff => {
+                        let delay = backoff.next_delay();
+                        warn!(connector = %name, error = %trace, retry_in_ms = delay.as_millis() as u64, "task failed; restarting");
+                        set_status(&status, State::Restarting, Some(trace), backoff.attempts());
+                        // Sleep, but wake up at once if the task is stopped meanwhile.
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = wait_for_stop(&mut control) => {}
+                        }
+                    }
+                    Reaction::Fail | Reaction::RejectConfig => {
+                        error!(connector = %name, error = %trace, "task failed; it stays FAILED until restarted");
+                        set_status(&status, State::Failed, Some(trace.clone()), backoff.attempts());
+                        wait_for_stop(&mut control).await;
+                        set_status(&status, State::Unassigned, None, 0);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn wait_for_stop(control: &mut watch::Receiver<TargetState>) {
+    loop {
+        if *control.borrow_and_update() == TargetState::Stopped {
+            return;
+        }
+        if control.changed().await.is_err() {
+            return;
+        }
+    }
+}
