@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the real-server test environment needs, only where it is missing:
-#   - Debian packages: MariaDB 10.11, PostgreSQL 15, cmake + C toolchain (rdkafka's bundled librdkafka)
+#   - Debian packages: MariaDB 10.11, PostgreSQL 15, cmake + C toolchain + curl headers
+#     (rdkafka's bundled librdkafka)
 #   - tansu (Kafka-protocol broker) and s3s-fs (S3 server), built once with `cargo install`
 #     into a cache outside the checkout ($TRIB_CACHE, default ~/.cache/tributary)
 #   - a Python venv with confluent-kafka, fastavro, pyarrow, boto3 (client-side checks)
@@ -18,8 +19,10 @@ die() { printf 'install-tools: error: %s\n' "$*" >&2; exit 1; }
 # --- Debian packages ---------------------------------------------------------
 
 debian_packages() {
+    # libcurl4-openssl-dev: librdkafka 2.12.1 (rdkafka-sys 4.10, cmake-build) includes
+    # <curl/curl.h> even with WITH_CURL=0 (confluentinc/librdkafka#5135, rust-rdkafka#829).
     local wanted=(mariadb-server mariadb-client "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR"
-                  cmake build-essential pkg-config python3)
+                  cmake build-essential pkg-config libcurl4-openssl-dev python3)
     # The venv module is split out on Debian's own python3; other pythons (pyenv) have it.
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then wanted+=(python3-venv); fi
 
@@ -93,9 +96,11 @@ cargo_tool() {
 # --- Python clients ------------------------------------------------------------
 
 python_packages() {
-    local check
+    local check find
     check="import $(IFS=,; echo "${PY_MODULES[*]}")"
-    [[ -x $PY_VENV/bin/python ]] && "$PY_VENV/bin/python" -c "$check" 2>/dev/null && return 0
+    # Fast presence check (no import of pyarrow & co.); a full import follows an install.
+    find="import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))"
+    [[ -x $PY_VENV/bin/python ]] && "$PY_VENV/bin/python" -c "$find" "${PY_MODULES[@]}" 2>/dev/null && return 0
 
     if [[ ! -x $PY_VENV/bin/python ]]; then
         log "creating Python venv $PY_VENV"

@@ -6,8 +6,8 @@
 #   scripts/test-env.sh status   print each service up/down; exit 1 unless all are up
 #   scripts/test-env.sh reset    down, then delete all state (next `up` starts from scratch)
 #
-# Services, all on 127.0.0.1 (override a port with the variable in brackets before the
-# first `up`):
+# Services, all on 127.0.0.1. To move one (e.g. a second checkout on the same machine), set
+# the variable in brackets for `up`; the port is remembered in .test-env/<service>.port.
 #   MariaDB 10.11   13306  [TRIB_MARIADB_PORT]  binlog ROW/FULL/FULL, users root (admin), cdc
 #   PostgreSQL 15   15432  [TRIB_PG_PORT]       wal_level=logical, roles postgres (admin), cdc
 #   tansu (Kafka)   19092  [TRIB_KAFKA_PORT]    memory storage engine
@@ -40,11 +40,21 @@ die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }
 
 # --- process helpers -----------------------------------------------------------
 
+# alive PID: the process exists and is not a zombie (servers are reparented to init, which
+# may take a while to reap them).
+alive() {
+    local stat
+    kill -0 "$1" 2>/dev/null || return 1
+    stat="$(cat /proc/"$1"/stat 2>/dev/null)" || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
+}
+
 # is_ours PID MARKER: PID is alive and its command line or working dir contains MARKER
 # (guards against a stale PID file whose PID was reused by an unrelated process).
 is_ours() {
     local pid=$1 marker=$2 args cwd
-    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
     args="$(tr '\0' ' ' 2>/dev/null </proc/"$pid"/cmdline || true)"
     cwd="$(readlink /proc/"$pid"/cwd 2>/dev/null || true)"
     [[ $args == *"$marker"* || $cwd == "$marker"* ]]
@@ -90,7 +100,7 @@ fail_with_log() {
 stop_pid() {
     local service=$1 pid=$2 deadline=$((SECONDS + 60))
     kill -TERM "$pid" 2>/dev/null || return 0
-    while kill -0 "$pid" 2>/dev/null; do
+    while alive "$pid"; do
         if ((SECONDS >= deadline)); then
             log "$service (pid $pid) did not stop after 60s; sending SIGKILL"
             kill -KILL "$pid" 2>/dev/null || true
@@ -99,7 +109,7 @@ stop_pid() {
     done
 }
 
-# saved_port SERVICE DEFAULT: the port a running service was started on, else DEFAULT.
+# saved_port SERVICE DEFAULT: the port the service was last started on, else DEFAULT.
 saved_port() { local p; p="$(pid_from "$STATE/$1.port")"; echo "${p:-$2}"; }
 
 require_bin() { [[ -x $1 ]] || die "$1 not found; run scripts/install-tools.sh"; }
@@ -146,7 +156,7 @@ mariadb_template() {
 mariadb_up() {
     if mariadb_pid >/dev/null; then return 0; fi
     command -v mariadbd >/dev/null || die "mariadbd not found; run scripts/install-tools.sh"
-    local port; port="${TRIB_MARIADB_PORT:-13306}"
+    local port; port="${TRIB_MARIADB_PORT:-$(saved_port mariadb 13306)}"
     ensure_port_free mariadb "$port" TRIB_MARIADB_PORT
     mkdir -p "$MDB_DIR/tmp"
     if [[ ! -d $MDB_DATA/mysql ]]; then
@@ -211,7 +221,7 @@ pg_up() {
     if pg_pid >/dev/null; then return 0; fi
     require_bin "$PG_BINDIR/postgres"
     [[ $EUID -ne 0 ]] || id postgres >/dev/null 2>&1 || die "OS user postgres missing; run scripts/install-tools.sh"
-    port="${TRIB_PG_PORT:-15432}"
+    port="${TRIB_PG_PORT:-$(saved_port pg 15432)}"
     ensure_port_free postgres "$port" TRIB_PG_PORT
     mkdir -p "$dir"
     [[ $EUID -ne 0 ]] || chown postgres: "$dir"
@@ -285,7 +295,7 @@ kafka_pid() { local p; p="$(pid_from "$KAFKA_PIDFILE")"; is_ours "$p" "$KAFKA_DI
 kafka_up() {
     if kafka_pid >/dev/null; then return 0; fi
     require_bin "$TANSU_BIN"
-    local port; port="${TRIB_KAFKA_PORT:-19092}"
+    local port; port="${TRIB_KAFKA_PORT:-$(saved_port kafka 19092)}"
     ensure_port_free kafka "$port" TRIB_KAFKA_PORT
     mkdir -p "$KAFKA_DIR"
     echo "$port" >"$STATE/kafka.port"
@@ -293,6 +303,7 @@ kafka_up() {
     # env -u: tansu also reads these from the environment (and a .env file in its cwd).
     launch "$KAFKA_PIDFILE" "$KAFKA_LOG" "$KAFKA_DIR" \
         env -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_ENGINE -u SCHEMA_REGISTRY \
+        -u CLUSTER_ID -u OTEL_EXPORTER_OTLP_ENDPOINT \
         "$TANSU_BIN" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
@@ -318,7 +329,7 @@ s3_pid() { local p; p="$(pid_from "$S3_PIDFILE")"; is_ours "$p" "$S3_DIR" && ech
 s3_up() {
     if s3_pid >/dev/null; then return 0; fi
     require_bin "$S3S_BIN"
-    local port; port="${TRIB_S3_PORT:-19000}"
+    local port; port="${TRIB_S3_PORT:-$(saved_port s3 19000)}"
     ensure_port_free s3 "$port" TRIB_S3_PORT
     mkdir -p "$S3_DIR/data"
     echo "$port" >"$STATE/s3.port"

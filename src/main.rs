@@ -1,1 +1,9 @@
-fn main() {}
+//! The `tributary` binary: wires the runtime, the connectors and the CLI together.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

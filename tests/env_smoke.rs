@@ -25,49 +25,72 @@ async fn within<T>(what: &str, fut: impl Future<Output = Result<T>>) -> Result<T
 async fn mariadb_cdc_user_reads_binlog_write_rows() -> Result<()> {
     use mysql_async::binlog::events::{EventData, RowsEventData};
     use mysql_async::prelude::Queryable as _;
-    use mysql_async::{BinlogStreamRequest, Conn, Opts};
+    use mysql_async::{BinlogStreamRequest, Conn, Opts, Row};
+
+    const SETTINGS: &str = "SELECT @@global.binlog_format, @@global.binlog_row_metadata, \
+                            @@global.binlog_row_image";
+    // MariaDB sends its own events (GTID, annotate rows) only to replicas announcing it.
+    const REPLICA_SESSION: &str = "SET @mariadb_slave_capability = 4, \
+                                   @master_binlog_checksum = @@global.binlog_checksum";
 
     let env = TestEnv::load();
     let db = unique_name("smokemdb");
 
     within("mariadb binlog smoke", async {
-        let mut admin = Conn::new(Opts::from_url(&env.mariadb_url)?).await.context("admin connect")?;
-        let (format, metadata, image): (String, String, String) = admin
-            .query_first("SELECT @@global.binlog_format, @@global.binlog_row_metadata, @@global.binlog_row_image")
-            .await?
-            .context("no row")?;
-        assert_eq!((format.as_str(), metadata.as_str(), image.as_str()), ("ROW", "FULL", "FULL"));
+        let mut admin = Conn::new(Opts::from_url(&env.mariadb_url)?)
+            .await
+            .context("admin connect")?;
+        let settings: (String, String, String) =
+            admin.query_first(SETTINGS).await?.context("no row")?;
+        let expected = ("ROW".to_owned(), "FULL".to_owned(), "FULL".to_owned());
+        assert_eq!(
+            settings, expected,
+            "binlog_format, binlog_row_metadata, binlog_row_image"
+        );
 
         // Start position, read with the CDC user's REPLICATION CLIENT grant.
-        let mut cdc = Conn::new(Opts::from_url(&env.mariadb_cdc_url)?).await.context("cdc connect")?;
-        let status: mysql_async::Row = cdc.query_first("SHOW MASTER STATUS").await?.context("binlog is off")?;
+        let mut cdc = Conn::new(Opts::from_url(&env.mariadb_cdc_url)?)
+            .await
+            .context("cdc connect")?;
+        let status: Row = cdc
+            .query_first("SHOW MASTER STATUS")
+            .await?
+            .context("binlog is off")?;
         let file: String = status.get(0).context("no File")?;
         let pos: u64 = status.get(1).context("no Position")?;
 
-        admin.query_drop(format!("CREATE DATABASE {db}")).await?;
-        admin
-            .query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, name VARCHAR(20)) CHARACTER SET utf8mb4"))
-            .await?;
-        admin.query_drop(format!("INSERT INTO {db}.t VALUES (1, 'héllo')")).await?;
+        for sql in [
+            format!("CREATE DATABASE {db}"),
+            format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, name VARCHAR(20))"),
+            format!("INSERT INTO {db}.t VALUES (1, 'héllo')"),
+        ] {
+            admin.query_drop(sql).await?;
+        }
 
-        // MariaDB sends its own events (GTID, annotate rows) only to slaves announcing it.
-        cdc.query_drop("SET @mariadb_slave_capability = 4, @master_binlog_checksum = @@global.binlog_checksum")
-            .await?;
+        cdc.query_drop(REPLICA_SESSION).await?;
         // A server id no other binlog client uses (the server drops a duplicate's stream).
         let server_id = 1_000_000 + rand::random::<u32>() % 1_000_000_000;
         let request = BinlogStreamRequest::new(server_id)
             .with_filename(file.as_bytes())
             .with_pos(pos);
-        let mut stream = cdc.get_binlog_stream(request).await.context("binlog dump as cdc")?;
+        let mut stream = cdc
+            .get_binlog_stream(request)
+            .await
+            .context("binlog dump as cdc")?;
 
         while let Some(event) = stream.next().await {
             let event = event.context("binlog stream")?;
-            let Some(EventData::RowsEvent(rows)) = event.read_data()? else { continue };
-            if !matches!(rows, RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_)) {
+            let Some(EventData::RowsEvent(rows)) = event.read_data()? else {
                 continue;
-            }
-            let tme = stream.get_tme(rows.table_id()).context("rows event without table map")?;
-            if tme.database_name() == db && tme.table_name() == "t" {
+            };
+            let is_insert = matches!(
+                rows,
+                RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_)
+            );
+            let tme = stream
+                .get_tme(rows.table_id())
+                .context("rows event without table map")?;
+            if is_insert && tme.database_name() == db && tme.table_name() == "t" {
                 assert_eq!(rows.num_columns(), 2);
                 admin.query_drop(format!("DROP DATABASE {db}")).await?;
                 return Ok(());
@@ -103,9 +126,14 @@ async fn postgres_cdc_role_decodes_insert_through_pgoutput_slot() -> Result<()> 
 
     within("postgres slot smoke", async {
         let admin = pg_connect(&env.pg_url).await?;
-        let wal_level = admin.query_one("SHOW wal_level", &[]).await?.get::<_, String>(0);
+        let wal_level = admin
+            .query_one("SHOW wal_level", &[])
+            .await?
+            .get::<_, String>(0);
         assert_eq!(wal_level, "logical");
-        admin.batch_execute(&format!("CREATE DATABASE {db}")).await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await?;
 
         let admin_db = pg_connect(&with_database(&env.pg_url, &db)).await?;
         admin_db
@@ -116,16 +144,24 @@ async fn postgres_cdc_role_decodes_insert_through_pgoutput_slot() -> Result<()> 
             .await?;
 
         let cdc = pg_connect(&with_database(&env.pg_cdc_url, &db)).await?;
-        cdc.query_one("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&slot])
-            .await
-            .context("cdc role creates a logical slot")?;
+        cdc.query_one(
+            "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+            &[&slot],
+        )
+        .await
+        .context("cdc role creates a logical slot")?;
         let plugin: String = admin
-            .query_one("SELECT plugin::text FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+            .query_one(
+                "SELECT plugin::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
             .await?
             .get(0);
         assert_eq!(plugin, "pgoutput");
 
-        admin_db.batch_execute("INSERT INTO t VALUES (1, 'héllo')").await?;
+        admin_db
+            .batch_execute("INSERT INTO t VALUES (1, 'héllo')")
+            .await?;
         // pg_read_all_data lets the CDC role read tables it was never granted (snapshots).
         let count: i64 = cdc.query_one("SELECT count(*) FROM t", &[]).await?.get(0);
         assert_eq!(count, 1);
@@ -139,18 +175,27 @@ async fn postgres_cdc_role_decodes_insert_through_pgoutput_slot() -> Result<()> 
             .await
             .context("peek changes as cdc")?;
         let messages: Vec<Vec<u8>> = changes.iter().map(|row| row.get(0)).collect();
-        let kinds: String = messages.iter().filter_map(|m| m.first().map(|&b| b as char)).collect();
+        let kinds: String = messages
+            .iter()
+            .filter_map(|m| m.first().map(|&b| b as char))
+            .collect();
         // Begin, Relation, Insert, Commit.
         assert_eq!(kinds, "BRIC", "pgoutput message kinds");
         let relation = &messages[1];
-        assert!(relation.windows(2).any(|w| w == b"t\0"), "relation message names table t");
+        assert!(
+            relation.windows(2).any(|w| w == b"t\0"),
+            "relation message names table t"
+        );
 
         identify_system_as_cdc(&env, &db).await?;
 
-        cdc.query_one("SELECT pg_drop_replication_slot($1)", &[&slot]).await?;
+        cdc.query_one("SELECT pg_drop_replication_slot($1)", &[&slot])
+            .await?;
         drop(cdc);
         drop(admin_db);
-        admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await?;
+        admin
+            .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+            .await?;
         Ok(())
     })
     .await
@@ -159,9 +204,21 @@ async fn postgres_cdc_role_decodes_insert_through_pgoutput_slot() -> Result<()> 
 /// tokio-postgres cannot open replication connections, so this uses psql: proves the
 /// `replication` pg_hba entry and the role's REPLICATION attribute with password auth.
 async fn identify_system_as_cdc(env: &TestEnv, db: &str) -> Result<()> {
-    let url = format!("{}?replication=database", with_database(&env.pg_cdc_url, db));
+    let url = format!(
+        "{}?replication=database",
+        with_database(&env.pg_cdc_url, db)
+    );
     let output = tokio::process::Command::new(&env.psql_bin)
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", "IDENTIFY_SYSTEM", &url])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "IDENTIFY_SYSTEM",
+            &url,
+        ])
         .output()
         .await
         .with_context(|| format!("run {}", env.psql_bin.display()))?;
@@ -172,7 +229,10 @@ async fn identify_system_as_cdc(env: &TestEnv, db: &str) -> Result<()> {
         String::from_utf8_lossy(&output.stderr)
     );
     // systemid|timeline|xlogpos|dbname
-    ensure!(stdout.trim().ends_with(&format!("|{db}")), "IDENTIFY_SYSTEM output: {stdout}");
+    ensure!(
+        stdout.trim().ends_with(&format!("|{db}")),
+        "IDENTIFY_SYSTEM output: {stdout}"
+    );
     Ok(())
 }
 
@@ -208,17 +268,24 @@ async fn kafka_produce_consume_and_commit_with_group() -> Result<()> {
     within("kafka smoke", async {
         let admin: AdminClient<DefaultClientContext> = config(&[]).create()?;
         let created = admin
-            .create_topics([&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+            .create_topics(
+                [&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
             .await?;
         for result in created {
             result.map_err(|(name, code)| anyhow::anyhow!("create topic {name}: {code}"))?;
         }
 
-        let producer: FutureProducer = config(&[("acks", "all"), ("enable.idempotence", "true")]).create()?;
+        let producer: FutureProducer =
+            config(&[("acks", "all"), ("enable.idempotence", "true")]).create()?;
         for i in 0..10 {
             let (key, payload) = (format!("key-{i}"), format!("value-{i}"));
             producer
-                .send(FutureRecord::to(&topic).key(&key).payload(&payload), Duration::from_secs(30))
+                .send(
+                    FutureRecord::to(&topic).key(&key).payload(&payload),
+                    Duration::from_secs(30),
+                )
                 .await
                 .map_err(|(err, _)| anyhow::anyhow!("produce {key}: {err}"))?;
         }
@@ -229,8 +296,10 @@ async fn kafka_produce_consume_and_commit_with_group() -> Result<()> {
         let mut next_offset = 0;
         while seen.len() < 10 {
             let message = consumer.recv().await?;
-            let key = String::from_utf8_lossy(message.key().context("message without key")?).into_owned();
-            let payload = String::from_utf8_lossy(message.payload().context("message without payload")?);
+            let key =
+                String::from_utf8_lossy(message.key().context("message without key")?).into_owned();
+            let payload =
+                String::from_utf8_lossy(message.payload().context("message without payload")?);
             assert_eq!(payload, key.replace("key", "value"));
             seen.push(key);
             next_offset = message.offset() + 1;
@@ -250,9 +319,15 @@ async fn kafka_produce_consume_and_commit_with_group() -> Result<()> {
             .find_partition(&topic, 0)
             .context("no committed offset for partition 0")?
             .offset();
-        assert_eq!(offset, Offset::Offset(next_offset), "committed offset seen by the group");
+        assert_eq!(
+            offset,
+            Offset::Offset(next_offset),
+            "committed offset seen by the group"
+        );
 
-        admin.delete_topics(&[topic.as_str()], &AdminOptions::new()).await?;
+        admin
+            .delete_topics(&[topic.as_str()], &AdminOptions::new())
+            .await?;
         Ok(())
     })
     .await
@@ -270,7 +345,13 @@ async fn s3_put_and_get_object() -> Result<()> {
     let bucket = unique_name("smokebucket");
 
     within("s3 smoke", async {
-        let credentials = Credentials::new(&env.s3_access_key, &env.s3_secret_key, None, None, "test-env");
+        let credentials = Credentials::new(
+            &env.s3_access_key,
+            &env.s3_secret_key,
+            None,
+            None,
+            "test-env",
+        );
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(env.s3_region.clone()))
@@ -280,7 +361,11 @@ async fn s3_put_and_get_object() -> Result<()> {
             .build();
         let s3 = aws_sdk_s3::Client::from_conf(config);
 
-        s3.create_bucket().bucket(&bucket).send().await.context("create bucket")?;
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .context("create bucket")?;
         let body: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
         s3.put_object()
             .bucket(&bucket)
@@ -289,11 +374,21 @@ async fn s3_put_and_get_object() -> Result<()> {
             .send()
             .await
             .context("put object")?;
-        let got = s3.get_object().bucket(&bucket).key("dir/object.bin").send().await.context("get object")?;
+        let got = s3
+            .get_object()
+            .bucket(&bucket)
+            .key("dir/object.bin")
+            .send()
+            .await
+            .context("get object")?;
         let bytes = got.body.collect().await?.into_bytes();
         assert_eq!(bytes.as_ref(), body.as_slice());
 
-        s3.delete_object().bucket(&bucket).key("dir/object.bin").send().await?;
+        s3.delete_object()
+            .bucket(&bucket)
+            .key("dir/object.bin")
+            .send()
+            .await?;
         s3.delete_bucket().bucket(&bucket).send().await?;
         Ok(())
     })

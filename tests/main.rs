@@ -1,1 +1,6 @@
+//! End-to-end tests of the `tributary` binary and of the real-server test environment.
+//! One test binary (one link) with a module per area.
+
+mod crash;
 mod env_smoke;
+mod support;

@@ -87,7 +87,10 @@ impl AckTracker {
         let Some(index) = id.seq.checked_sub(track.base_seq) else {
             return;
         };
-        let Some(slot) = usize::try_from(index).ok().and_then(|i| track.pending.get_mut(i)) else {
+        let Some(slot) = usize::try_from(index)
+            .ok()
+            .and_then(|i| track.pending.get_mut(i))
+        else {
             return;
         };
         if slot.acked {
@@ -144,7 +147,10 @@ mod tests {
         let ids: Vec<_> = (0..5).map(|n| t.track(&p, Some(offset(n)))).collect();
         t.ack(ids[1]);
         t.ack(ids[2]);
-        assert!(t.take_committable().is_empty(), "record 0 is not durable yet");
+        assert!(
+            t.take_committable().is_empty(),
+            "record 0 is not durable yet"
+        );
         t.ack(ids[0]);
         assert_eq!(t.take_committable(), vec![(p.clone(), offset(2))]);
         assert!(t.take_committable().is_empty(), "taken once");
@@ -180,7 +186,10 @@ mod tests {
         t.ack(r2);
         assert_eq!(t.take_committable(), vec![(p.clone(), offset(0))]);
         t.ack(r1);
-        assert!(t.take_committable().is_empty(), "no new offset in the prefix");
+        assert!(
+            t.take_committable().is_empty(),
+            "no new offset in the prefix"
+        );
     }
 
     #[test]
@@ -205,7 +214,7 @@ mod tests {
             let mut t = AckTracker::new();
             let p = partition("a");
             let ids: Vec<_> = (0..64).map(|n| t.track(&p, Some(offset(n)))).collect();
-            let mut acked = vec![false; 64];
+            let mut acked = [false; 64];
             let mut last_committed: Option<u64> = None;
             for n in order {
                 t.ack(ids[n as usize]);

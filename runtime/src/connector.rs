@@ -82,7 +82,10 @@ pub trait SourceConnector: Send + Sync {
         ValueModes::default()
     }
 
-    async fn open_task(&self, ctx: SourceTaskContext) -> Result<Box<dyn SourceTask>, ConnectorError>;
+    async fn open_task(
+        &self,
+        ctx: SourceTaskContext,
+    ) -> Result<Box<dyn SourceTask>, ConnectorError>;
 }
 
 /// A running source task.
@@ -136,7 +139,10 @@ pub trait SinkTask: Send {
 
     /// Which of the `consumed` next-offsets may be committed: only those whose records are
     /// durable in the target (Kafka Connect's `preCommit`). The default flushes everything.
-    async fn pre_commit(&mut self, consumed: &ConsumerOffsets) -> Result<ConsumerOffsets, ConnectorError> {
+    async fn pre_commit(
+        &mut self,
+        consumed: &ConsumerOffsets,
+    ) -> Result<ConsumerOffsets, ConnectorError> {
         self.flush().await?;
         Ok(consumed.clone())
     }

@@ -71,8 +71,10 @@ impl ConnectorError {
     /// The message followed by its chain of causes, for `/status` traces and logs.
     pub fn trace(&self) -> String {
         let mut out = self.message.clone();
-        let mut cause: Option<&(dyn std::error::Error + 'static)> =
-            self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static));
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
         while let Some(err) = cause {
             out.push_str(": ");
             out.push_str(&err.to_string());

@@ -26,7 +26,9 @@ pub struct StoredOffset {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetStoreError {
-    #[error("offset for {connector} partition {partition} would move backward from {from:?} to {to:?}; use an explicit offset reset to rewind")]
+    #[error(
+        "offset for {connector} partition {partition} would move backward from {from:?} to {to:?}; use an explicit offset reset to rewind"
+    )]
     Backward {
         connector: String,
         partition: String,
@@ -62,11 +64,19 @@ pub trait OffsetStore: Send + Sync {
     async fn load(&self, connector: &str) -> Result<Vec<StoredOffset>, OffsetStoreError>;
 
     /// Durably records offsets; refuses any that would move a partition backward.
-    async fn commit(&self, connector: &str, offsets: Vec<StoredOffset>) -> Result<(), OffsetStoreError>;
+    async fn commit(
+        &self,
+        connector: &str,
+        offsets: Vec<StoredOffset>,
+    ) -> Result<(), OffsetStoreError>;
 
     /// Replaces a connector's offsets wholesale (the REST offsets API); may go backward.
     /// An empty list removes them all, so the connector starts from scratch.
-    async fn reset(&self, connector: &str, offsets: Vec<StoredOffset>) -> Result<(), OffsetStoreError>;
+    async fn reset(
+        &self,
+        connector: &str,
+        offsets: Vec<StoredOffset>,
+    ) -> Result<(), OffsetStoreError>;
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -106,17 +116,21 @@ impl FileOffsetStore {
         Ok(self.dir.join(format!("{connector}.json")))
     }
 
-    async fn read_file(&self, connector: &str) -> Result<BTreeMap<SourcePartition, SourceOffset>, OffsetStoreError> {
+    async fn read_file(
+        &self,
+        connector: &str,
+    ) -> Result<BTreeMap<SourcePartition, SourceOffset>, OffsetStoreError> {
         let path = self.path(connector)?;
         let raw = match tokio::fs::read(&path).await {
             Ok(raw) => raw,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
             Err(source) => return Err(OffsetStoreError::Io { path, source }),
         };
-        let entries: Vec<FileEntry> = serde_json::from_slice(&raw).map_err(|e| OffsetStoreError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let entries: Vec<FileEntry> =
+            serde_json::from_slice(&raw).map_err(|e| OffsetStoreError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(entries
             .into_iter()
             .map(|e| {
@@ -131,7 +145,11 @@ impl FileOffsetStore {
             .collect())
     }
 
-    async fn write_file(&self, connector: &str, offsets: &BTreeMap<SourcePartition, SourceOffset>) -> Result<(), OffsetStoreError> {
+    async fn write_file(
+        &self,
+        connector: &str,
+        offsets: &BTreeMap<SourcePartition, SourceOffset>,
+    ) -> Result<(), OffsetStoreError> {
         let path = self.path(connector)?;
         let entries: Vec<FileEntry> = offsets
             .iter()
@@ -177,7 +195,11 @@ impl OffsetStore for FileOffsetStore {
             .unwrap_or_default())
     }
 
-    async fn commit(&self, connector: &str, offsets: Vec<StoredOffset>) -> Result<(), OffsetStoreError> {
+    async fn commit(
+        &self,
+        connector: &str,
+        offsets: Vec<StoredOffset>,
+    ) -> Result<(), OffsetStoreError> {
         let mut cache = self.cache.lock().await;
         let mut next = match cache.get(connector) {
             Some(current) => current.clone(),
@@ -201,9 +223,16 @@ impl OffsetStore for FileOffsetStore {
         Ok(())
     }
 
-    async fn reset(&self, connector: &str, offsets: Vec<StoredOffset>) -> Result<(), OffsetStoreError> {
+    async fn reset(
+        &self,
+        connector: &str,
+        offsets: Vec<StoredOffset>,
+    ) -> Result<(), OffsetStoreError> {
         let mut cache = self.cache.lock().await;
-        let next: BTreeMap<_, _> = offsets.into_iter().map(|s| (s.partition, s.offset)).collect();
+        let next: BTreeMap<_, _> = offsets
+            .into_iter()
+            .map(|s| (s.partition, s.offset))
+            .collect();
         if next.is_empty() {
             let path = self.path(connector)?;
             match tokio::fs::remove_file(&path).await {
@@ -239,11 +268,23 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = FileOffsetStore::open(dir.path()).expect("open");
-            store.commit("c1", vec![stored("a", 5), stored("b", 1)]).await.expect("commit");
-            store.commit("c1", vec![stored("a", 9)]).await.expect("forward");
-            let err = store.commit("c1", vec![stored("a", 8)]).await.expect_err("backward");
+            store
+                .commit("c1", vec![stored("a", 5), stored("b", 1)])
+                .await
+                .expect("commit");
+            store
+                .commit("c1", vec![stored("a", 9)])
+                .await
+                .expect("forward");
+            let err = store
+                .commit("c1", vec![stored("a", 8)])
+                .await
+                .expect_err("backward");
             assert!(matches!(err, OffsetStoreError::Backward { .. }), "{err}");
-            store.commit("c1", vec![stored("a", 9)]).await.expect("same offset again is fine");
+            store
+                .commit("c1", vec![stored("a", 9)])
+                .await
+                .expect("same offset again is fine");
         }
         let store = FileOffsetStore::open(dir.path()).expect("reopen");
         let mut loaded = store.load("c1").await.expect("load");
@@ -256,7 +297,10 @@ mod tests {
     async fn explicit_reset_may_rewind_or_clear() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FileOffsetStore::open(dir.path()).expect("open");
-        store.commit("c", vec![stored("a", 9)]).await.expect("commit");
+        store
+            .commit("c", vec![stored("a", 9)])
+            .await
+            .expect("commit");
         store.reset("c", vec![stored("a", 2)]).await.expect("reset");
         assert_eq!(store.load("c").await.expect("load"), vec![stored("a", 2)]);
         store.reset("c", vec![]).await.expect("clear");

@@ -100,13 +100,22 @@ impl ProgressHandle {
             SnapshotProgress {
                 rows_done: done,
                 rows_estimated: total,
-                percent: if total == 0 { 100.0 } else { done as f64 * 100.0 / total as f64 },
+                percent: if total == 0 {
+                    100.0
+                } else {
+                    done as f64 * 100.0 / total as f64
+                },
                 eta_secs: (snap_rate > 0.0).then(|| ((total - done) as f64 / snap_rate) as u64),
             }
         });
         let last = self.inner.last_source_ts_ms.load(Ordering::Relaxed);
         ProgressSnapshot {
-            phase: self.inner.phase.lock().map(|p| p.clone()).unwrap_or_default(),
+            phase: self
+                .inner
+                .phase
+                .lock()
+                .map(|p| p.clone())
+                .unwrap_or_default(),
             records,
             bytes: self.inner.bytes.load(Ordering::Relaxed),
             records_per_sec: (rate * 10.0).round() / 10.0,

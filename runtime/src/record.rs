@@ -87,7 +87,9 @@ impl SourcePartition {
 /// Total order of offsets within one source partition, compared lexicographically:
 /// MySQL `(binlog file index, position, row)`, Postgres `(lsn, event in transaction, 0)`,
 /// datagen `(sequence, 0, 0)`. The offset store uses it to refuse moving backwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct OffsetOrder(pub [u64; 3]);
 
 /// A resumable position in a source partition: the Kafka Connect offset object plus its order.

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use crate::config::{ConfigDef, ConfigErrors, ConnectorConfig, FieldType, Parsed, did_you_mean, interpolate};
+use crate::config::{
+    ConfigDef, ConfigErrors, ConnectorConfig, FieldType, Parsed, did_you_mean, interpolate,
+};
 use crate::connector::{Connector, ConnectorKind, Plugin};
 use crate::converter::RecordEncoder;
 use crate::storage::TopicSelector;
@@ -33,8 +35,16 @@ pub fn common_config_def() -> ConfigDef {
 /// Fields every sink accepts.
 pub fn sink_config_def() -> ConfigDef {
     ConfigDef::new()
-        .maybe("topics", FieldType::List, "Topics to consume (comma-separated).")
-        .maybe("topics.regex", FieldType::String, "Regular expression of topics to consume.")
+        .maybe(
+            "topics",
+            FieldType::List,
+            "Topics to consume (comma-separated).",
+        )
+        .maybe(
+            "topics.regex",
+            FieldType::String,
+            "Regular expression of topics to consume.",
+        )
 }
 
 /// A connector config that passed validation.
@@ -107,14 +117,25 @@ impl Registry {
     /// connector's own rules. Returns every error found.
     pub fn validate(&self, config: &ConnectorConfig) -> Result<Validated, ConfigErrors> {
         let raw = interpolate(&config.config)?;
-        let class = raw.get("connector.class").map(String::as_str).unwrap_or_default();
+        let class = raw
+            .get("connector.class")
+            .map(String::as_str)
+            .unwrap_or_default();
         let Some(plugin) = self.find(class) else {
-            let names = self.plugins.iter().flat_map(|p| std::iter::once(p.class()).chain(p.aliases().iter().copied()));
-            let hint = did_you_mean(class, names).map(|s| format!(" (did you mean {s:?}?)")).unwrap_or_default();
+            let names = self
+                .plugins
+                .iter()
+                .flat_map(|p| std::iter::once(p.class()).chain(p.aliases().iter().copied()));
+            let hint = did_you_mean(class, names)
+                .map(|s| format!(" (did you mean {s:?}?)"))
+                .unwrap_or_default();
             let known: Vec<&str> = self.plugins.iter().map(|p| p.class()).collect();
             return Err(ConfigErrors::single(
                 "connector.class",
-                format!("unknown connector class {class:?}{hint}; known: {}", known.join(", ")),
+                format!(
+                    "unknown connector class {class:?}{hint}; known: {}",
+                    known.join(", ")
+                ),
             ));
         };
         let def = Self::config_def(plugin.as_ref());
@@ -136,8 +157,16 @@ impl Registry {
         let encoder = match &connector {
             Some(Connector::Source(source)) => {
                 let mut converters = parsed.with_prefix("key.converter.");
-                converters = converters.into_iter().map(|(k, v)| (format!("key.converter.{k}"), v)).collect();
-                converters.extend(parsed.with_prefix("value.converter.").into_iter().map(|(k, v)| (format!("value.converter.{k}"), v)));
+                converters = converters
+                    .into_iter()
+                    .map(|(k, v)| (format!("key.converter.{k}"), v))
+                    .collect();
+                converters.extend(
+                    parsed
+                        .with_prefix("value.converter.")
+                        .into_iter()
+                        .map(|(k, v)| (format!("value.converter.{k}"), v)),
+                );
                 for side in ["key.converter", "value.converter"] {
                     if let Some(v) = parsed.str(side) {
                         converters.insert(side.to_owned(), v.to_owned());
@@ -171,10 +200,16 @@ impl Registry {
 
 fn check_common(parsed: &Parsed, errors: &mut ConfigErrors) {
     if !parsed.list("transforms").is_empty() {
-        errors.push("transforms", "single message transforms are not supported yet; remove the transforms settings");
+        errors.push(
+            "transforms",
+            "single message transforms are not supported yet; remove the transforms settings",
+        );
     }
     if parsed.str("errors.tolerance") == Some("all") {
-        errors.push("errors.tolerance", "\"all\" (skip bad records to a dead-letter topic) is not supported yet; use \"none\"");
+        errors.push(
+            "errors.tolerance",
+            "\"all\" (skip bad records to a dead-letter topic) is not supported yet; use \"none\"",
+        );
     }
 }
 

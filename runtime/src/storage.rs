@@ -68,11 +68,20 @@ pub trait TopicStore: Send + Sync {
     }
 
     /// Queues records (in order); the future resolves once all of them are durable.
-    fn produce(&self, records: Vec<ProduceRecord>) -> BoxFuture<'static, Result<(), ConnectorError>>;
+    fn produce(
+        &self,
+        records: Vec<ProduceRecord>,
+    ) -> BoxFuture<'static, Result<(), ConnectorError>>;
 
     /// A consumer in `group` for the topics `selector` matches. Partitions are split among
     /// `task_count` tasks; this consumer takes those of `task_id`.
-    async fn consumer(&self, group: &str, selector: TopicSelector, task_id: u32, task_count: u32) -> Result<Box<dyn TopicConsumer>, ConnectorError>;
+    async fn consumer(
+        &self,
+        group: &str,
+        selector: TopicSelector,
+        task_id: u32,
+        task_count: u32,
+    ) -> Result<Box<dyn TopicConsumer>, ConnectorError>;
 
     async fn list_topics(&self) -> Result<Vec<TopicInfo>, ConnectorError>;
 }
@@ -81,7 +90,11 @@ pub trait TopicStore: Send + Sync {
 #[async_trait]
 pub trait TopicConsumer: Send {
     /// Up to `max` records, waiting at most `timeout` when there are none.
-    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<SinkRecord>, ConnectorError>;
+    async fn poll(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<SinkRecord>, ConnectorError>;
 
     /// Durably commits next-offsets for the group.
     async fn commit(&mut self, offsets: &ConsumerOffsets) -> Result<(), ConnectorError>;
@@ -125,7 +138,10 @@ impl TopicStore for EmbeddedStore {
         Ok(created.partitions.len() as u32)
     }
 
-    fn produce(&self, records: Vec<ProduceRecord>) -> BoxFuture<'static, Result<(), ConnectorError>> {
+    fn produce(
+        &self,
+        records: Vec<ProduceRecord>,
+    ) -> BoxFuture<'static, Result<(), ConnectorError>> {
         // Group consecutive records per partition; order within a partition is preserved.
         let mut entries: Vec<AppendEntry> = Vec::new();
         let mut slot: HashMap<(Arc<str>, u32), usize> = HashMap::new();
@@ -151,7 +167,13 @@ impl TopicStore for EmbeddedStore {
         })
     }
 
-    async fn consumer(&self, group: &str, selector: TopicSelector, task_id: u32, task_count: u32) -> Result<Box<dyn TopicConsumer>, ConnectorError> {
+    async fn consumer(
+        &self,
+        group: &str,
+        selector: TopicSelector,
+        task_id: u32,
+        task_count: u32,
+    ) -> Result<Box<dyn TopicConsumer>, ConnectorError> {
         let committed = self.log.group_offsets(group).map_err(log_error)?;
         Ok(Box::new(EmbeddedConsumer {
             log: self.log.clone(),
@@ -237,12 +259,19 @@ impl EmbeddedConsumer {
                 break;
             }
             let tp = &keys[(self.next_partition + i) % keys.len()];
-            let partition = self.log.partition(&tp.topic, tp.partition).map_err(log_error)?;
-            let Some(cursor) = self.cursors.get(tp).copied() else { continue };
+            let partition = self
+                .log
+                .partition(&tp.topic, tp.partition)
+                .map_err(log_error)?;
+            let Some(cursor) = self.cursors.get(tp).copied() else {
+                continue;
+            };
             let result = partition.read(cursor, max - out.len(), 8 << 20);
             let (records, next) = match result {
                 Ok(r) => r,
-                Err(LogError::OffsetOutOfRange { log_start, offset, .. }) => {
+                Err(LogError::OffsetOutOfRange {
+                    log_start, offset, ..
+                }) => {
                     warn!(group = %self.group, partition = %tp, offset, log_start,
                         "committed offset was deleted by retention; resuming at the log start (records were lost to retention)");
                     self.cursors.insert(tp.clone(), ReadCursor::at(log_start));
@@ -265,7 +294,11 @@ impl EmbeddedConsumer {
 
 #[async_trait]
 impl TopicConsumer for EmbeddedConsumer {
-    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<SinkRecord>, ConnectorError> {
+    async fn poll(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<SinkRecord>, ConnectorError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             self.appended.borrow_and_update();

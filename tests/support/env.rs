@@ -67,9 +67,8 @@ impl TestEnv {
                 Ok(text) => text,
                 Err(err) => panic!("{NOT_RUNNING} (cannot read {}: {err})", path.display()),
             };
-            let env = TestEnv::parse(&text).unwrap_or_else(|err| {
-                panic!("{NOT_RUNNING} ({}: {err})", path.display())
-            });
+            let env = TestEnv::parse(&text)
+                .unwrap_or_else(|err| panic!("{NOT_RUNNING} ({}: {err})", path.display()));
             env.check_listening();
             env
         })
@@ -135,7 +134,9 @@ impl TestEnv {
 pub fn env_file_path() -> PathBuf {
     match std::env::var_os("TRIB_TEST_ENV_FILE") {
         Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".test-env").join("env"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(".test-env")
+            .join("env"),
     }
 }
 
@@ -149,7 +150,9 @@ pub fn parse_env_file(text: &str) -> BTreeMap<String, String> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let value = value.trim();
         let unquoted = ['\'', '"']
             .iter()
@@ -197,8 +200,13 @@ pub fn with_database(url: &str, database: &str) -> String {
 pub fn unique_name(prefix: &str) -> String {
     let valid = prefix.len() <= 40
         && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-        && prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    assert!(valid, "unique_name prefix must match [a-z][a-z0-9]{{0,39}}, got {prefix:?}");
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    assert!(
+        valid,
+        "unique_name prefix must match [a-z][a-z0-9]{{0,39}}, got {prefix:?}"
+    );
     format!("{prefix}{:016x}", rand::random::<u64>())
 }
 
@@ -217,17 +225,30 @@ mod tests {
 
     #[test]
     fn missing_key_is_an_error() {
-        let err = TestEnv::parse("TRIB_MARIADB_URL=mysql://root@127.0.0.1:1\n").unwrap_err();
+        let err = TestEnv::parse("TRIB_MARIADB_URL=mysql://root@127.0.0.1:1\n")
+            .expect_err("incomplete env file must be rejected");
         assert!(err.contains("TRIB_MARIADB_CDC_URL"), "{err}");
     }
 
     #[test]
     fn url_helpers() {
-        assert_eq!(host_port("mysql://cdc:cdc@127.0.0.1:13306").as_deref(), Some("127.0.0.1:13306"));
-        assert_eq!(host_port("http://127.0.0.1:19000/").as_deref(), Some("127.0.0.1:19000"));
-        assert_eq!(with_database("postgres://u:p@h:1/postgres", "t1"), "postgres://u:p@h:1/t1");
+        assert_eq!(
+            host_port("mysql://cdc:cdc@127.0.0.1:13306").as_deref(),
+            Some("127.0.0.1:13306")
+        );
+        assert_eq!(
+            host_port("http://127.0.0.1:19000/").as_deref(),
+            Some("127.0.0.1:19000")
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1/postgres", "t1"),
+            "postgres://u:p@h:1/t1"
+        );
         assert_eq!(with_database("mysql://u@h:1", "d"), "mysql://u@h:1/d");
-        assert_eq!(with_database("postgres://h:1/a?sslmode=disable", "b"), "postgres://h:1/b?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://h:1/a?sslmode=disable", "b"),
+            "postgres://h:1/b?sslmode=disable"
+        );
     }
 
     #[test]
@@ -235,7 +256,11 @@ mod tests {
         let a = unique_name("smoke");
         let b = unique_name("smoke");
         assert_ne!(a, b);
-        assert!(a.len() <= 63 && a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            a.len() <= 63
+                && a.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
     }
 
     #[test]

@@ -41,7 +41,10 @@ pub fn validate_connector_name(name: &str) -> Result<(), String> {
     if name.starts_with('.') || name.starts_with('-') {
         return Err("must not start with '.' or '-'".into());
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return Err("may contain only ASCII letters, digits, '.', '_' and '-'".into());
     }
     Ok(())
@@ -49,12 +52,17 @@ pub fn validate_connector_name(name: &str) -> Result<(), String> {
 
 /// Parses a connector document from JSON or YAML text (`origin` names it in errors; its
 /// extension picks the parser, YAML being a superset of JSON for anything else).
-pub fn parse_connector_document(text: &str, origin: &Path) -> Result<ConnectorConfig, ConfigErrors> {
+pub fn parse_connector_document(
+    text: &str,
+    origin: &Path,
+) -> Result<ConnectorConfig, ConfigErrors> {
     let is_json = origin.extension().is_some_and(|e| e == "json");
     let doc: Json = if is_json {
-        serde_json::from_str(text).map_err(|e| ConfigErrors::single("<document>", format!("invalid JSON: {e}")))?
+        serde_json::from_str(text)
+            .map_err(|e| ConfigErrors::single("<document>", format!("invalid JSON: {e}")))?
     } else {
-        serde_saphyr::from_str(text).map_err(|e| ConfigErrors::single("<document>", format!("invalid YAML: {e}")))?
+        serde_saphyr::from_str(text)
+            .map_err(|e| ConfigErrors::single("<document>", format!("invalid YAML: {e}")))?
     };
     let fallback_name = origin
         .file_stem()
@@ -65,9 +73,15 @@ pub fn parse_connector_document(text: &str, origin: &Path) -> Result<ConnectorCo
 
 /// Builds a connector config from a JSON value of either shape:
 /// `{"name": "x", "config": {...}}` or a flat/nested map containing `connector.class`.
-pub fn connector_from_json(doc: Json, fallback_name: Option<&str>) -> Result<ConnectorConfig, ConfigErrors> {
+pub fn connector_from_json(
+    doc: Json,
+    fallback_name: Option<&str>,
+) -> Result<ConnectorConfig, ConfigErrors> {
     let Json::Object(mut top) = doc else {
-        return Err(ConfigErrors::single("<document>", "must be an object with \"name\" and \"config\""));
+        return Err(ConfigErrors::single(
+            "<document>",
+            "must be an object with \"name\" and \"config\"",
+        ));
     };
     let mut errors = ConfigErrors::default();
     let name_value = top.remove("name");
@@ -75,7 +89,10 @@ pub fn connector_from_json(doc: Json, fallback_name: Option<&str>) -> Result<Con
     let body = match config_value {
         Some(config) => {
             for key in top.keys() {
-                errors.push(key.clone(), "unknown top-level key (expected only \"name\" and \"config\")");
+                errors.push(
+                    key.clone(),
+                    "unknown top-level key (expected only \"name\" and \"config\")",
+                );
             }
             config
         }
@@ -90,7 +107,10 @@ pub fn connector_from_json(doc: Json, fallback_name: Option<&str>) -> Result<Con
     let inner_name = flat.remove("name");
     let name = match (name_value, inner_name) {
         (Some(Json::String(n)), Some(inner)) if n != inner => {
-            errors.push("config.name", format!("{inner:?} differs from the connector name {n:?}"));
+            errors.push(
+                "config.name",
+                format!("{inner:?} differs from the connector name {n:?}"),
+            );
             n
         }
         (Some(Json::String(n)), _) => n,
@@ -115,7 +135,11 @@ fn flatten(prefix: &str, value: &Json, out: &mut RawConfig, errors: &mut ConfigE
     match value {
         Json::Object(map) => {
             for (k, v) in map {
-                let full = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let full = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&full, v, out, errors);
             }
         }
@@ -129,7 +153,10 @@ fn flatten(prefix: &str, value: &Json, out: &mut RawConfig, errors: &mut ConfigE
                     Json::String(s) => parts.push(s.clone()),
                     Json::Number(n) => parts.push(n.to_string()),
                     Json::Bool(b) => parts.push(b.to_string()),
-                    _ => errors.push(key.clone(), "list items must be strings, numbers or booleans"),
+                    _ => errors.push(
+                        key.clone(),
+                        "list items must be strings, numbers or booleans",
+                    ),
                 }
             }
             insert(out, errors, key, parts.join(","));
@@ -139,10 +166,13 @@ fn flatten(prefix: &str, value: &Json, out: &mut RawConfig, errors: &mut ConfigE
 }
 
 fn insert(out: &mut RawConfig, errors: &mut ConfigErrors, key: String, value: String) {
-    if out.contains_key(&key) {
-        errors.push(key, "given twice (once flat, once nested)");
-    } else {
-        out.insert(key, value);
+    match out.entry(key) {
+        std::collections::btree_map::Entry::Occupied(e) => {
+            errors.push(e.key().clone(), "given twice (once flat, once nested)");
+        }
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(value);
+        }
     }
 }
 
@@ -186,7 +216,8 @@ fn resolve(reference: &str) -> Result<String, String> {
             Some((p, k)) if !k.contains('/') && !p.is_empty() => (p, Some(k)),
             _ => (spec, None),
         };
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path} for ${{file:...}}: {e}"))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {path} for ${{file:...}}: {e}"))?;
         return match key {
             None => Ok(text.trim_end_matches(['\n', '\r']).to_owned()),
             Some(key) => text
@@ -214,33 +245,50 @@ mod tests {
         let text = r#"{"name":"mysql-source","config":{"connector.class":"io.debezium.connector.mysql.MySqlConnector","database.port":3306,"database.include.list":"ecommerce"}}"#;
         let c = parse_connector_document(text, Path::new("x.json")).expect("valid");
         assert_eq!(c.name, "mysql-source");
-        assert_eq!(c.config.get("database.port").map(String::as_str), Some("3306"));
+        assert_eq!(
+            c.config.get("database.port").map(String::as_str),
+            Some("3306")
+        );
     }
 
     #[test]
     fn nested_yaml_flattens_to_dotted_keys() {
         let text = "name: orders\nconfig:\n  connector.class: datagen\n  database:\n    hostname: db\n    port: 3306\n  table.include.list: [a.b, c.d]\n";
         let c = parse_connector_document(text, Path::new("orders.yaml")).expect("valid");
-        assert_eq!(c.config.get("database.hostname").map(String::as_str), Some("db"));
-        assert_eq!(c.config.get("database.port").map(String::as_str), Some("3306"));
-        assert_eq!(c.config.get("table.include.list").map(String::as_str), Some("a.b,c.d"));
+        assert_eq!(
+            c.config.get("database.hostname").map(String::as_str),
+            Some("db")
+        );
+        assert_eq!(
+            c.config.get("database.port").map(String::as_str),
+            Some("3306")
+        );
+        assert_eq!(
+            c.config.get("table.include.list").map(String::as_str),
+            Some("a.b,c.d")
+        );
     }
 
     #[test]
     fn flat_document_takes_name_from_file() {
-        let c = parse_connector_document("connector.class: datagen\n", Path::new("dir/gen.yaml")).expect("valid");
+        let c = parse_connector_document("connector.class: datagen\n", Path::new("dir/gen.yaml"))
+            .expect("valid");
         assert_eq!(c.name, "gen");
     }
 
     #[test]
     fn bad_documents_name_the_field() {
-        let err = parse_connector_document("name: x/y\nconfig:\n  a: null\n", Path::new("x.yaml")).expect_err("bad");
+        let err = parse_connector_document("name: x/y\nconfig:\n  a: null\n", Path::new("x.yaml"))
+            .expect_err("bad");
         let text = err.to_string();
         assert!(text.contains("name: may contain only"), "{text}");
         assert!(text.contains("a: must not be null"), "{text}");
         assert!(text.contains("connector.class: is required"), "{text}");
         let err = parse_connector_document("name: [", Path::new("x.yaml")).expect_err("bad yaml");
-        assert!(err.to_string().starts_with("<document>: invalid YAML"), "{err}");
+        assert!(
+            err.to_string().starts_with("<document>: invalid YAML"),
+            "{err}"
+        );
         let err = parse_connector_document("{\"name\":1}", Path::new("x.json")).expect_err("bad");
         assert!(err.to_string().contains("name: must be a string"), "{err}");
     }
@@ -253,7 +301,10 @@ mod tests {
         let raw: RawConfig = [
             ("a".to_string(), format!("${{file:{path}:password}}")),
             ("b".to_string(), "pre-${env:PATH}-post".to_string()),
-            ("c".to_string(), "${TRIBUTARY_TEST_SURELY_UNSET}".to_string()),
+            (
+                "c".to_string(),
+                "${TRIBUTARY_TEST_SURELY_UNSET}".to_string(),
+            ),
         ]
         .into_iter()
         .collect();

@@ -20,10 +20,15 @@ pub enum FieldType {
     String,
     /// A secret: never printed, redacted in REST responses.
     Password,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     Bool,
     /// One of a fixed set of values (compared case-insensitively, stored lowercase).
-    Enum { values: &'static [&'static str] },
+    Enum {
+        values: &'static [&'static str],
+    },
     /// Comma-separated list.
     List,
 }
@@ -86,7 +91,11 @@ impl ConfigErrors {
 
     /// `Ok(value)` when no error was recorded.
     pub fn into_result<T>(self, value: T) -> Result<T, ConfigErrors> {
-        if self.0.is_empty() { Ok(value) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 }
 
@@ -117,7 +126,15 @@ impl ConfigDef {
         Self::default()
     }
 
-    fn add(mut self, name: &'static str, ty: FieldType, default: Option<&'static str>, required: bool, importance: Importance, doc: &'static str) -> Self {
+    fn add(
+        mut self,
+        name: &'static str,
+        ty: FieldType,
+        default: Option<&'static str>,
+        required: bool,
+        importance: Importance,
+        doc: &'static str,
+    ) -> Self {
         self.fields.push(FieldDef {
             name,
             ty,
@@ -135,7 +152,13 @@ impl ConfigDef {
     }
 
     /// A field with a default.
-    pub fn optional(self, name: &'static str, ty: FieldType, default: &'static str, doc: &'static str) -> Self {
+    pub fn optional(
+        self,
+        name: &'static str,
+        ty: FieldType,
+        default: &'static str,
+        doc: &'static str,
+    ) -> Self {
         self.add(name, ty, Some(default), false, Importance::Medium, doc)
     }
 
@@ -255,7 +278,10 @@ fn check_value(def: &FieldDef, value: &str) -> Result<Value, String> {
                 let suggestion = did_you_mean(&lower, values.iter().copied())
                     .map(|s| format!(" (did you mean {s:?}?)"))
                     .unwrap_or_default();
-                Err(format!("must be one of {}, got {value:?}{suggestion}", values.join(", ")))
+                Err(format!(
+                    "must be one of {}, got {value:?}{suggestion}",
+                    values.join(", ")
+                ))
             }
         }
         FieldType::List => Ok(Value::List(
@@ -404,16 +430,39 @@ mod tests {
     fn def() -> ConfigDef {
         ConfigDef::new()
             .required("database.hostname", FieldType::String, "host")
-            .optional("database.port", FieldType::Int { min: 1, max: 65535 }, "3306", "port")
-            .optional("snapshot.mode", FieldType::Enum { values: &["initial", "never"] }, "initial", "mode")
+            .optional(
+                "database.port",
+                FieldType::Int { min: 1, max: 65535 },
+                "3306",
+                "port",
+            )
+            .optional(
+                "snapshot.mode",
+                FieldType::Enum {
+                    values: &["initial", "never"],
+                },
+                "initial",
+                "mode",
+            )
             .maybe("database.password", FieldType::Password, "password")
-            .optional("tombstones.on.delete", FieldType::Bool, "true", "tombstones")
+            .optional(
+                "tombstones.on.delete",
+                FieldType::Bool,
+                "true",
+                "tombstones",
+            )
             .prefix("transforms.")
-            .ignore("database.history.", "schema history is kept with the offsets")
+            .ignore(
+                "database.history.",
+                "schema history is kept with the offsets",
+            )
     }
 
     fn raw(pairs: &[(&str, &str)]) -> RawConfig {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -431,8 +480,14 @@ mod tests {
         assert_eq!(p.int("database.port"), Some(3306));
         assert_eq!(p.str("snapshot.mode"), Some("never"));
         assert!(p.bool("tombstones.on.delete"));
-        assert_eq!(p.secret("database.password").map(|s| s.expose().to_owned()), Some("hunter2".into()));
-        assert_eq!(format!("{:?}", p.secret("database.password")), "Some([redacted])");
+        assert_eq!(
+            p.secret("database.password").map(|s| s.expose().to_owned()),
+            Some("hunter2".into())
+        );
+        assert_eq!(
+            format!("{:?}", p.secret("database.password")),
+            "Some([redacted])"
+        );
         assert_eq!(p.with_prefix("transforms."), raw(&[("unwrap.type", "x")]));
         assert_eq!(p.warnings.len(), 1);
     }
@@ -448,17 +503,30 @@ mod tests {
             ]))
             .expect_err("invalid");
         let text = err.to_string();
-        assert!(text.contains("database.port: must be between 1 and 65535, got 0"), "{text}");
+        assert!(
+            text.contains("database.port: must be between 1 and 65535, got 0"),
+            "{text}"
+        );
         assert!(text.contains("snapshot.mode: must be one of initial, never, got \"intial\" (did you mean \"initial\"?)"), "{text}");
-        assert!(text.contains("database.hostnme: unknown configuration key (did you mean \"database.hostname\"?)"), "{text}");
-        assert!(text.contains("tombstones.on.delete: must be true or false"), "{text}");
+        assert!(
+            text.contains(
+                "database.hostnme: unknown configuration key (did you mean \"database.hostname\"?)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tombstones.on.delete: must be true or false"),
+            "{text}"
+        );
         assert!(text.contains("database.hostname: is required"), "{text}");
         assert_eq!(err.0.len(), 5);
     }
 
     #[test]
     fn far_off_keys_get_no_suggestion() {
-        let err = def().parse(&raw(&[("database.hostname", "h"), ("zzz", "1")])).expect_err("unknown");
+        let err = def()
+            .parse(&raw(&[("database.hostname", "h"), ("zzz", "1")]))
+            .expect_err("unknown");
         assert_eq!(err.to_string(), "zzz: unknown configuration key");
     }
 }

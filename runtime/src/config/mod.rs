@@ -5,7 +5,14 @@ mod def;
 mod worker;
 
 pub use connector::{
-    ConnectorConfig, connector_from_json, interpolate, parse_connector_document, validate_connector_name,
+    ConnectorConfig, connector_from_json, interpolate, parse_connector_document,
+    validate_connector_name,
 };
-pub use def::{ConfigDef, ConfigErrors, FieldDef, FieldError, FieldType, Importance, Parsed, RawConfig, Secret, did_you_mean};
-pub use worker::{RestConfig, RestartConfig, StorageConfig, WorkerConfig};
+pub use def::{
+    ConfigDef, ConfigErrors, FieldDef, FieldError, FieldType, Importance, Parsed, RawConfig,
+    Secret, did_you_mean,
+};
+pub use worker::{
+    RestAuthConfig, RestConfig, RestRole, RestTlsConfig, RestToken, RestUser, RestartConfig,
+    StorageConfig, WorkerConfig,
+};

@@ -32,14 +32,85 @@ impl Default for StorageConfig {
 pub struct RestConfig {
     /// Address to listen on; 127.0.0.1 unless listening elsewhere is a deliberate choice.
     pub listen: String,
+    /// Who may call the API; without it every request is allowed (as Kafka Connect).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RestAuthConfig>,
+    /// Serve HTTPS with this certificate and key (PEM files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RestTlsConfig>,
 }
 
 impl Default for RestConfig {
     fn default() -> Self {
         RestConfig {
             listen: "127.0.0.1:8083".into(),
+            auth: None,
+            tls: None,
         }
     }
+}
+
+/// REST authentication: bearer tokens and/or basic-auth users. Secret values may be
+/// `${env:VAR}` or `${file:/path}` references, resolved when the listener starts.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestAuthConfig {
+    /// Accepted `Authorization: Bearer <token>` values.
+    pub tokens: Vec<RestToken>,
+    /// Accepted `Authorization: Basic` users.
+    pub users: Vec<RestUser>,
+}
+
+/// A bearer token and what it may do.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestToken {
+    pub token: String,
+    #[serde(default)]
+    pub role: RestRole,
+}
+
+/// A basic-auth user and what it may do.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub role: RestRole,
+}
+
+/// `admin` may do everything; `read_only` may only read (other methods get 403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestRole {
+    #[default]
+    Admin,
+    ReadOnly,
+}
+
+impl std::fmt::Debug for RestAuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let users: Vec<(&str, RestRole)> = self
+            .users
+            .iter()
+            .map(|u| (u.username.as_str(), u.role))
+            .collect();
+        f.debug_struct("RestAuthConfig")
+            .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
+            .field("users", &users)
+            .finish()
+    }
+}
+
+/// TLS for the REST listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestTlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// How failed tasks are restarted.
@@ -97,8 +168,9 @@ impl Default for WorkerConfig {
 impl WorkerConfig {
     /// Reads a worker config file (YAML, or JSON by extension).
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigErrors::single("<file>", format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::single("<file>", format!("cannot read {}: {e}", path.display()))
+        })?;
         Self::parse(&text, path.extension().is_some_and(|e| e == "json"))
     }
 
@@ -116,16 +188,45 @@ impl WorkerConfig {
         let mut errors = ConfigErrors::default();
         let StorageConfig::Embedded { log } = &self.storage;
         if log.segment_bytes < 4096 {
-            errors.push("storage.log.segment_bytes", format!("must be at least 4096, got {}", log.segment_bytes));
+            errors.push(
+                "storage.log.segment_bytes",
+                format!("must be at least 4096, got {}", log.segment_bytes),
+            );
         }
         if log.default_partitions == 0 {
             errors.push("storage.log.default_partitions", "must be at least 1");
         }
-        if self.restart.initial_backoff_ms == 0 || self.restart.max_backoff_ms < self.restart.initial_backoff_ms {
+        if self.restart.initial_backoff_ms == 0
+            || self.restart.max_backoff_ms < self.restart.initial_backoff_ms
+        {
             errors.push("restart", "need 0 < initial_backoff_ms <= max_backoff_ms");
         }
         if self.rest.listen.parse::<std::net::SocketAddr>().is_err() {
-            errors.push("rest.listen", format!("must be host:port with an IP address, got {:?}", self.rest.listen));
+            errors.push(
+                "rest.listen",
+                format!(
+                    "must be host:port with an IP address, got {:?}",
+                    self.rest.listen
+                ),
+            );
+        }
+        if let Some(auth) = &self.rest.auth {
+            if auth.tokens.is_empty() && auth.users.is_empty() {
+                errors.push("rest.auth", "needs at least one of tokens or users (remove rest.auth to disable authentication)");
+            }
+            if auth.tokens.iter().any(|t| t.token.is_empty()) {
+                errors.push("rest.auth.tokens", "a token must not be empty");
+            }
+            if auth
+                .users
+                .iter()
+                .any(|u| u.username.is_empty() || u.username.contains(':') || u.password.is_empty())
+            {
+                errors.push(
+                    "rest.auth.users",
+                    "a user needs a non-empty username without ':' and a non-empty password",
+                );
+            }
         }
         errors.into_result(self)
     }
@@ -141,7 +242,10 @@ mod tests {
             .expect("valid");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         let StorageConfig::Embedded { log } = &c.storage;
-        assert_eq!(log.fsync, crate::log::FsyncPolicy::Interval { interval_ms: 50 });
+        assert_eq!(
+            log.fsync,
+            crate::log::FsyncPolicy::Interval { interval_ms: 50 }
+        );
         assert_eq!(c.rest.listen, "127.0.0.1:8083");
     }
 
@@ -149,7 +253,8 @@ mod tests {
     fn unknown_keys_and_bad_values_are_rejected() {
         let err = WorkerConfig::parse("data_dri: /tmp\n", false).expect_err("typo");
         assert!(err.to_string().contains("data_dri"), "{err}");
-        let err = WorkerConfig::parse("rest: {listen: 'localhost'}\n", false).expect_err("bad listen");
+        let err =
+            WorkerConfig::parse("rest: {listen: 'localhost'}\n", false).expect_err("bad listen");
         assert!(err.to_string().contains("rest.listen"), "{err}");
     }
 }

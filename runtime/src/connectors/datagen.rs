@@ -13,9 +13,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::config::{ConfigDef, ConfigErrors, FieldType, Parsed};
-use crate::connector::{Connector, ConnectorKind, Plugin, SourceConnector, SourceTask, SourceTaskContext};
+use crate::connector::{
+    Connector, ConnectorKind, Plugin, SourceConnector, SourceTask, SourceTaskContext,
+};
 use crate::error::ConnectorError;
-use crate::model::{ChangeEvent, Column, DataType, Decimal, Op, Row, SnapshotMarker, SourceInfo, TableId, TableSchema, Value};
+use crate::model::{
+    ChangeEvent, Column, DataType, Decimal, Op, Row, SnapshotMarker, SourceInfo, TableId,
+    TableSchema, Value,
+};
 use crate::progress::ProgressHandle;
 use crate::record::{OffsetOrder, Payload, SourceOffset, SourcePartition, SourceRecord};
 
@@ -36,15 +41,75 @@ impl Plugin for DatagenPlugin {
 
     fn config_def(&self) -> ConfigDef {
         ConfigDef::new()
-            .optional("topic.prefix", FieldType::String, "datagen", "Topics are <topic.prefix>.<table>.")
-            .optional("tables", FieldType::List, "orders", "Table names to generate changes for.")
-            .optional("key.space", FieldType::Int { min: 1, max: i64::MAX }, "1000", "Number of distinct keys per table.")
-            .optional("ops.mix", FieldType::String, "insert=70,update=20,delete=10", "Relative weights of insert, update and delete.")
-            .optional("rate", FieldType::Int { min: 0, max: i64::MAX }, "0", "Events per second; 0 is as fast as possible.")
-            .optional("total", FieldType::Int { min: 0, max: i64::MAX }, "0", "Stop after this many events; 0 never stops.")
-            .optional("seed", FieldType::Int { min: i64::MIN, max: i64::MAX }, "42", "Seed of the deterministic generator.")
-            .optional("batch.size", FieldType::Int { min: 1, max: 100_000 }, "1024", "Events per poll.")
-            .optional("tombstones.on.delete", FieldType::Bool, "false", "Emit a tombstone after each delete.")
+            .optional(
+                "topic.prefix",
+                FieldType::String,
+                "datagen",
+                "Topics are <topic.prefix>.<table>.",
+            )
+            .optional(
+                "tables",
+                FieldType::List,
+                "orders",
+                "Table names to generate changes for.",
+            )
+            .optional(
+                "key.space",
+                FieldType::Int {
+                    min: 1,
+                    max: i64::MAX,
+                },
+                "1000",
+                "Number of distinct keys per table.",
+            )
+            .optional(
+                "ops.mix",
+                FieldType::String,
+                "insert=70,update=20,delete=10",
+                "Relative weights of insert, update and delete.",
+            )
+            .optional(
+                "rate",
+                FieldType::Int {
+                    min: 0,
+                    max: i64::MAX,
+                },
+                "0",
+                "Events per second; 0 is as fast as possible.",
+            )
+            .optional(
+                "total",
+                FieldType::Int {
+                    min: 0,
+                    max: i64::MAX,
+                },
+                "0",
+                "Stop after this many events; 0 never stops.",
+            )
+            .optional(
+                "seed",
+                FieldType::Int {
+                    min: i64::MIN,
+                    max: i64::MAX,
+                },
+                "42",
+                "Seed of the deterministic generator.",
+            )
+            .optional(
+                "batch.size",
+                FieldType::Int {
+                    min: 1,
+                    max: 100_000,
+                },
+                "1024",
+                "Events per poll.",
+            )
+            .optional(
+                "tombstones.on.delete",
+                FieldType::Bool,
+                "false",
+                "Emit a tombstone after each delete.",
+            )
     }
 
     fn validate(&self, name: &str, config: &Parsed) -> Result<Connector, ConfigErrors> {
@@ -85,13 +150,22 @@ impl Plugin for DatagenPlugin {
 fn parse_mix(text: &str) -> Result<[u64; 3], String> {
     let mut mix = [0u64; 3];
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').ok_or_else(|| format!("expected op=weight, got {part:?}"))?;
-        let weight: u64 = v.trim().parse().map_err(|_| format!("weight of {k} must be a whole number, got {v:?}"))?;
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("expected op=weight, got {part:?}"))?;
+        let weight: u64 = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("weight of {k} must be a whole number, got {v:?}"))?;
         let slot = match k.trim() {
             "insert" => 0,
             "update" => 1,
             "delete" => 2,
-            other => return Err(format!("unknown operation {other:?}; use insert, update, delete")),
+            other => {
+                return Err(format!(
+                    "unknown operation {other:?}; use insert, update, delete"
+                ));
+            }
         };
         mix[slot] = weight;
     }
@@ -117,20 +191,32 @@ struct DatagenSettings {
 
 #[async_trait]
 impl SourceConnector for DatagenSettings {
-    async fn open_task(&self, ctx: SourceTaskContext) -> Result<Box<dyn SourceTask>, ConnectorError> {
+    async fn open_task(
+        &self,
+        ctx: SourceTaskContext,
+    ) -> Result<Box<dyn SourceTask>, ConnectorError> {
         let partition = SourcePartition::from_json(&serde_json::json!({ "datagen": &*self.name }));
         let next_seq = ctx
             .offsets
             .iter()
             .find(|o| o.partition == partition)
-            .and_then(|o| o.offset.value.get("seq").and_then(serde_json::Value::as_u64))
+            .and_then(|o| {
+                o.offset
+                    .value
+                    .get("seq")
+                    .and_then(serde_json::Value::as_u64)
+            })
             .map_or(0, |s| s + 1);
         let schemas = self
             .tables
             .iter()
             .map(|t| Arc::new(table_schema(&self.prefix, t)))
             .collect();
-        let topics = self.tables.iter().map(|t| Arc::from(format!("{}.{t}", self.prefix))).collect();
+        let topics = self
+            .tables
+            .iter()
+            .map(|t| Arc::from(format!("{}.{t}", self.prefix)))
+            .collect();
         ctx.progress.set_phase("streaming");
         Ok(Box::new(DatagenTask {
             settings: self.clone(),
@@ -153,8 +239,19 @@ fn table_schema(prefix: &str, table: &str) -> TableSchema {
             Column::new("id", DataType::Int64, "bigint").not_null(),
             Column::new("seq", DataType::Int64, "bigint").not_null(),
             Column::new("name", DataType::Text, "varchar(64)"),
-            Column::new("amount", DataType::Decimal { precision: 12, scale: 2 }, "decimal(12,2)"),
-            Column::new("created_at", DataType::Timestamp { precision: 6 }, "datetime(6)"),
+            Column::new(
+                "amount",
+                DataType::Decimal {
+                    precision: 12,
+                    scale: 2,
+                },
+                "decimal(12,2)",
+            ),
+            Column::new(
+                "created_at",
+                DataType::Timestamp { precision: 6 },
+                "datetime(6)",
+            ),
             Column::new("note", DataType::Text, "text"),
             Column::new("active", DataType::Bool, "boolean"),
             Column::new("payload", DataType::Json, "json"),
@@ -320,10 +417,15 @@ mod tests {
     use crate::registry::Registry;
 
     fn settings(extra: &[(&str, &str)]) -> Arc<dyn SourceConnector> {
-        let mut raw: RawConfig = [("connector.class".to_string(), "datagen".to_string())].into_iter().collect();
+        let mut raw: RawConfig = [("connector.class".to_string(), "datagen".to_string())]
+            .into_iter()
+            .collect();
         raw.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let validated = Registry::with_builtins()
-            .validate(&crate::config::ConnectorConfig { name: "gen".into(), config: raw })
+            .validate(&crate::config::ConnectorConfig {
+                name: "gen".into(),
+                config: raw,
+            })
             .expect("valid");
         match validated.connector {
             Connector::Source(s) => s,
@@ -331,7 +433,10 @@ mod tests {
         }
     }
 
-    async fn open(src: &Arc<dyn SourceConnector>, offsets: Vec<crate::offsets::StoredOffset>) -> Box<dyn SourceTask> {
+    async fn open(
+        src: &Arc<dyn SourceConnector>,
+        offsets: Vec<crate::offsets::StoredOffset>,
+    ) -> Box<dyn SourceTask> {
         src.open_task(SourceTaskContext {
             connector: Arc::from("gen"),
             task_id: 0,
@@ -344,7 +449,10 @@ mod tests {
     }
 
     fn seqs(records: &[SourceRecord]) -> Vec<u64> {
-        records.iter().filter_map(|r| r.offset.as_ref().map(|o| o.order.0[0])).collect()
+        records
+            .iter()
+            .filter_map(|r| r.offset.as_ref().map(|o| o.order.0[0]))
+            .collect()
     }
 
     #[tokio::test]
@@ -365,21 +473,40 @@ mod tests {
         let mut task = open(&src, vec![resume]).await;
         let again = task.poll().await.expect("poll");
         assert_eq!(seqs(&again), vec![6, 7, 8, 9]);
-        assert_eq!(identity(&again[0]), identity(&all[6]), "same event for the same seq");
+        assert_eq!(
+            identity(&again[0]),
+            identity(&all[6]),
+            "same event for the same seq"
+        );
     }
 
     #[test]
     fn bad_mix_is_rejected_with_reason() {
-        assert!(parse_mix("insert=1,upsert=2").unwrap_err().contains("unknown operation \"upsert\""));
+        assert!(
+            parse_mix("insert=1,upsert=2")
+                .expect_err("upsert is not an operation")
+                .contains("unknown operation \"upsert\"")
+        );
         assert!(parse_mix("insert=0").is_err());
-        assert_eq!(parse_mix("insert=70, update=20,delete=10"), Ok([70, 20, 10]));
+        assert_eq!(
+            parse_mix("insert=70, update=20,delete=10"),
+            Ok([70, 20, 10])
+        );
     }
 
     /// Table, op and row values except the generation-time timestamp (column 4).
     fn identity(r: &SourceRecord) -> (String, &'static str, Vec<Value>) {
-        let Payload::Change(e) = &r.payload else { panic!("change expected") };
+        let Payload::Change(e) = &r.payload else {
+            panic!("change expected")
+        };
         let row = e.after.as_ref().or(e.before.as_ref()).expect("row");
-        let values = row.0.iter().enumerate().filter(|(i, _)| *i != 4).map(|(_, v)| v.clone()).collect();
+        let values = row
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 4)
+            .map(|(_, v)| v.clone())
+            .collect();
         (e.table.id.to_string(), e.op.code(), values)
     }
 }

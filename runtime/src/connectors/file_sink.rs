@@ -14,7 +14,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{ConfigDef, ConfigErrors, FieldType, Parsed};
-use crate::connector::{Connector, ConnectorKind, Plugin, SinkConnector, SinkTask, SinkTaskContext};
+use crate::connector::{
+    Connector, ConnectorKind, Plugin, SinkConnector, SinkTask, SinkTaskContext,
+};
 use crate::error::ConnectorError;
 use crate::record::SinkRecord;
 
@@ -64,7 +66,10 @@ impl SinkConnector for FileSink {
         if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.is_dir()
         {
-            return Err(ConnectorError::definite(format!("directory {} does not exist; create it or change `file`", parent.display())));
+            return Err(ConnectorError::definite(format!(
+                "directory {} does not exist; create it or change `file`",
+                parent.display()
+            )));
         }
         Ok(())
     }
@@ -74,7 +79,10 @@ impl SinkConnector for FileSink {
         let file = tokio::task::spawn_blocking(move || open_clean(&path))
             .await
             .map_err(|e| ConnectorError::transient("open task failed").with_source(e))?
-            .map_err(|e| ConnectorError::transient(format!("cannot open {}", self.path.display())).with_source(e))?;
+            .map_err(|e| {
+                ConnectorError::transient(format!("cannot open {}", self.path.display()))
+                    .with_source(e)
+            })?;
         Ok(Box::new(FileSinkTask {
             writer: Some(BufWriter::with_capacity(1 << 20, file)),
             envelope: self.envelope,
@@ -85,7 +93,11 @@ impl SinkConnector for FileSink {
 
 /// Opens for appending after cutting off an unterminated last line.
 fn open_clean(path: &Path) -> std::io::Result<File> {
-    let mut file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
     let len = file.metadata()?.len();
     if len > 0 {
         let mut end = len;
@@ -130,7 +142,8 @@ impl FileSinkTask {
 fn as_json(bytes: Option<&[u8]>) -> serde_json::Value {
     match bytes {
         None => serde_json::Value::Null,
-        Some(b) => serde_json::from_slice(b).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into_owned())),
+        Some(b) => serde_json::from_slice(b)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into_owned())),
     }
 }
 
@@ -155,7 +168,9 @@ impl SinkTask for FileSinkTask {
             } else {
                 match r.record.value.as_deref() {
                     // A value with line breaks would split into several lines: escape it.
-                    Some(v) if v.contains(&b'\n') => writer.write_all(String::from_utf8_lossy(v).replace('\n', "\\n").as_bytes()),
+                    Some(v) if v.contains(&b'\n') => {
+                        writer.write_all(String::from_utf8_lossy(v).replace('\n', "\\n").as_bytes())
+                    }
                     Some(v) => writer.write_all(v),
                     None => writer.write_all(b"null"),
                 }
@@ -200,7 +215,10 @@ mod tests {
         let path = dir.path().join("out.jsonl");
         std::fs::write(&path, b"{\"a\":1}\n{\"a\":2}\n{\"a\":").expect("write");
         drop(open_clean(&path).expect("open"));
-        assert_eq!(std::fs::read(&path).expect("read"), b"{\"a\":1}\n{\"a\":2}\n");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            b"{\"a\":1}\n{\"a\":2}\n"
+        );
         std::fs::write(&path, b"partial").expect("write");
         drop(open_clean(&path).expect("open"));
         assert_eq!(std::fs::read(&path).expect("read"), b"");

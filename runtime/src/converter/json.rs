@@ -94,7 +94,10 @@ impl Serialize for RowJson<'_> {
         let mut map = s.serialize_map(Some(indexes.len()))?;
         for &i in indexes {
             let (Some(column), Some(value)) = (self.table.columns.get(i), self.row.get(i)) else {
-                return Err(S::Error::custom(format!("row of {} has no column {i}", self.table.id)));
+                return Err(S::Error::custom(format!(
+                    "row of {} has no column {i}",
+                    self.table.id
+                )));
             };
             map.serialize_entry(
                 &column.name,
@@ -140,10 +143,18 @@ impl Serialize for ValueJson<'_> {
                     TimePrecisionMode::AdaptiveTimeMicroseconds => true,
                     TimePrecisionMode::Connect => false,
                 };
-                if micros_mode { s.serialize_i64(*micros) } else { s.serialize_i64(micros.div_euclid(1000)) }
+                if micros_mode {
+                    s.serialize_i64(*micros)
+                } else {
+                    s.serialize_i64(micros.div_euclid(1000))
+                }
             }
-            Value::TimeTz { micros, offset_seconds } => {
-                let utc = (micros - i64::from(*offset_seconds) * 1_000_000).rem_euclid(86_400_000_000);
+            Value::TimeTz {
+                micros,
+                offset_seconds,
+            } => {
+                let utc =
+                    (micros - i64::from(*offset_seconds) * 1_000_000).rem_euclid(86_400_000_000);
                 s.serialize_str(&format!("{}Z", format_time_of_day(utc)))
             }
             Value::Timestamp(micros) => {
@@ -158,7 +169,11 @@ impl Serialize for ValueJson<'_> {
                 }
             }
             Value::TimestampTz(micros) => s.serialize_str(&format_timestamp_utc(*micros)),
-            Value::Interval { months, days, micros } => {
+            Value::Interval {
+                months,
+                days,
+                micros,
+            } => {
                 // io.debezium.time.MicroDuration: a month counts as 30 days, as Debezium does.
                 let total = (i64::from(*months) * 30 + i64::from(*days)) * 86_400_000_000 + micros;
                 s.serialize_i64(total)
@@ -174,7 +189,9 @@ impl Serialize for ValueJson<'_> {
             }
             Value::Array(items) => {
                 let element = match &self.column.data_type {
-                    DataType::Array { element } => Column::new(&self.column.name, (**element).clone(), ""),
+                    DataType::Array { element } => {
+                        Column::new(&self.column.name, (**element).clone(), "")
+                    }
                     _ => self.column.clone(),
                 };
                 let mut seq = s.serialize_seq(Some(items.len()))?;
@@ -211,7 +228,14 @@ fn hex(bytes: &[u8]) -> String {
 /// Canonical 8-4-4-4-12 text of a UUID.
 pub fn format_uuid(b: &[u8; 16]) -> String {
     let h = hex(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 impl<'a> Serialize for EnvelopeJson<'a> {
@@ -227,8 +251,14 @@ impl<'a> Serialize for EnvelopeJson<'a> {
         let mut map = s.serialize_map(Some(7))?;
         map.serialize_entry("before", &row(e.before.as_ref()))?;
         map.serialize_entry("after", &row(e.after.as_ref()))?;
-        map.serialize_entry("source", &SourceJson { event: e, modes: self.modes })?;
-        map.serialize_entry("transaction", &e.transaction.as_ref().map(|t| TransactionJson(t)))?;
+        map.serialize_entry(
+            "source",
+            &SourceJson {
+                event: e,
+                modes: self.modes,
+            },
+        )?;
+        map.serialize_entry("transaction", &e.transaction.as_ref().map(TransactionJson))?;
         map.serialize_entry("op", e.op.code())?;
         map.serialize_entry("ts_ms", &e.processed_ts_ms)?;
         map.serialize_entry("ts_us", &e.processed_ts_ms.saturating_mul(1000))?;
@@ -313,7 +343,14 @@ mod tests {
             version: 1,
             columns: vec![
                 Column::new("id", DataType::Int64, "bigint").not_null(),
-                Column::new("amount", DataType::Decimal { precision: 12, scale: 2 }, "decimal(12,2)"),
+                Column::new(
+                    "amount",
+                    DataType::Decimal {
+                        precision: 12,
+                        scale: 2,
+                    },
+                    "decimal(12,2)",
+                ),
                 Column::new("at", DataType::Timestamp { precision: 6 }, "datetime(6)"),
                 Column::new("t", DataType::Time { precision: 0 }, "time"),
                 Column::new("z", DataType::TimestampTz { precision: 6 }, "timestamp(6)"),
@@ -335,7 +372,10 @@ mod tests {
                 Value::Timestamp(1_000_001),
                 Value::Time(3_600_000_000),
                 Value::TimestampTz(0),
-                Value::Bits { len: 1, bytes: bytes::Bytes::from_static(&[1]) },
+                Value::Bits {
+                    len: 1,
+                    bytes: bytes::Bytes::from_static(&[1]),
+                },
             ])),
             source: SourceInfo {
                 connector: "mysql",
@@ -352,7 +392,11 @@ mod tests {
             headers: vec![],
         };
         let modes = ValueModes::default();
-        let json = serde_json::to_value(EnvelopeJson { event: &event, modes: &modes }).expect("json");
+        let json = serde_json::to_value(EnvelopeJson {
+            event: &event,
+            modes: &modes,
+        })
+        .expect("json");
         assert_eq!(
             json,
             serde_json::json!({
@@ -369,7 +413,10 @@ mod tests {
 
     #[test]
     fn uuid_text() {
-        let b = [0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3, 0xa4, 0x56, 0x42, 0x66, 0x14, 0x17, 0x40, 0x00];
+        let b = [
+            0x12, 0x3e, 0x45, 0x67, 0xe8, 0x9b, 0x12, 0xd3, 0xa4, 0x56, 0x42, 0x66, 0x14, 0x17,
+            0x40, 0x00,
+        ];
         assert_eq!(format_uuid(&b), "123e4567-e89b-12d3-a456-426614174000");
     }
 }

@@ -36,8 +36,14 @@ impl RecordEncoder {
                 );
             }
             let schemas_key = format!("{side}.converter.schemas.enable");
-            if converters.get(&schemas_key).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-                errors.push(schemas_key, "schemas.enable=true is not supported yet; set it to false");
+            if converters
+                .get(&schemas_key)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            {
+                errors.push(
+                    schemas_key,
+                    "schemas.enable=true is not supported yet; set it to false",
+                );
             }
         }
         errors.into_result(RecordEncoder { modes })
@@ -48,8 +54,15 @@ impl RecordEncoder {
     }
 
     /// Encodes one record. `timestamp_ms` becomes the record timestamp.
-    pub fn encode(&self, record: &SourceRecord, buf: &mut Vec<u8>) -> Result<TopicRecord, ConnectorError> {
-        let enc_err = |e: serde_json::Error| ConnectorError::definite(format!("cannot encode record for {}", record.topic)).with_source(e);
+    pub fn encode(
+        &self,
+        record: &SourceRecord,
+        buf: &mut Vec<u8>,
+    ) -> Result<TopicRecord, ConnectorError> {
+        let enc_err = |e: serde_json::Error| {
+            ConnectorError::definite(format!("cannot encode record for {}", record.topic))
+                .with_source(e)
+        };
         match &record.payload {
             Payload::Change(event) => {
                 let key = match event.table.key.is_empty() {

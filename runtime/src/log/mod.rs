@@ -84,9 +84,13 @@ pub enum LogError {
         #[source]
         source: std::io::Error,
     },
-    #[error("segment {path} is corrupt at byte {position}; move the partition aside or restore it from a replica")]
+    #[error(
+        "segment {path} is corrupt at byte {position}; move the partition aside or restore it from a replica"
+    )]
     Corrupt { path: PathBuf, position: u64 },
-    #[error("offset {offset} of {topic}-{partition} was deleted by retention; the log starts at {log_start}")]
+    #[error(
+        "offset {offset} of {topic}-{partition} was deleted by retention; the log starts at {log_start}"
+    )]
     OffsetOutOfRange {
         topic: String,
         partition: u32,
@@ -99,7 +103,9 @@ pub enum LogError {
     UnknownPartition { topic: String, partition: u32 },
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopic { name: String, reason: &'static str },
-    #[error("{topic}-{partition} stopped accepting writes after an i/o failure; restart the worker to recover it")]
+    #[error(
+        "{topic}-{partition} stopped accepting writes after an i/o failure; restart the worker to recover it"
+    )]
     Poisoned { topic: String, partition: u32 },
     #[error("the data directory {0} is in use by another tributary process")]
     Locked(PathBuf),
@@ -144,8 +150,13 @@ pub fn validate_topic_name(name: &str) -> Result<(), LogError> {
     if name == "." || name == ".." {
         return Err(invalid("must not be '.' or '..'"));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
-        return Err(invalid("may contain only ASCII letters, digits, '.', '_' and '-'"));
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(invalid(
+            "may contain only ASCII letters, digits, '.', '_' and '-'",
+        ));
     }
     Ok(())
 }
@@ -214,22 +225,28 @@ impl EmbeddedLog {
             let file = File::create(&lock_path).map_err(|e| LogError::io(&lock_path, e))?;
             match file.try_lock() {
                 Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => return Err(LogError::Locked(dir.to_path_buf())),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(LogError::Locked(dir.to_path_buf()));
+                }
                 Err(std::fs::TryLockError::Error(e)) => return Err(LogError::io(&lock_path, e)),
             }
             Some(Arc::new(file))
         };
         let mut topics = BTreeMap::new();
         if topics_dir.is_dir() {
-            let entries = std::fs::read_dir(&topics_dir).map_err(|e| LogError::io(&topics_dir, e))?;
+            let entries =
+                std::fs::read_dir(&topics_dir).map_err(|e| LogError::io(&topics_dir, e))?;
             for entry in entries {
                 let entry = entry.map_err(|e| LogError::io(&topics_dir, e))?;
-                let Ok(name) = entry.file_name().into_string() else { continue };
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
                 let meta_path = entry.path().join("topic.json");
-                let Ok(raw) = std::fs::read(&meta_path) else { continue };
-                let meta: TopicMeta = serde_json::from_slice(&raw).map_err(|e| {
-                    LogError::Internal(format!("{}: {e}", meta_path.display()))
-                })?;
+                let Ok(raw) = std::fs::read(&meta_path) else {
+                    continue;
+                };
+                let meta: TopicMeta = serde_json::from_slice(&raw)
+                    .map_err(|e| LogError::Internal(format!("{}: {e}", meta_path.display())))?;
                 let topic = open_topic(&topics_dir, &name, meta.partitions, read_only)?;
                 topics.insert(topic.name.clone(), Arc::new(topic));
             }
@@ -278,7 +295,11 @@ impl EmbeddedLog {
         if self.shared.read_only {
             return Err(LogError::UnknownTopic(name.to_owned()));
         }
-        let mut topics = self.shared.topics.write().unwrap_or_else(|p| p.into_inner());
+        let mut topics = self
+            .shared
+            .topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(topic) = topics.get(name) {
             return Ok(topic.clone());
         }
@@ -287,39 +308,63 @@ impl EmbeddedLog {
         create_dir_durable(&topic_dir).map_err(|e| LogError::io(&topic_dir, e))?;
         let partitions = partitions.max(1);
         let topic = Arc::new(open_topic(&topics_dir, name, partitions, false)?);
-        let meta = serde_json::to_vec(&TopicMeta { partitions }).map_err(|e| LogError::Internal(e.to_string()))?;
+        let meta = serde_json::to_vec(&TopicMeta { partitions })
+            .map_err(|e| LogError::Internal(e.to_string()))?;
         // Written last: a topic without topic.json is ignored on open.
-        write_atomic(&topic_dir.join("topic.json"), &meta).map_err(|e| LogError::io(&topic_dir, e))?;
+        write_atomic(&topic_dir.join("topic.json"), &meta)
+            .map_err(|e| LogError::io(&topic_dir, e))?;
         info!(topic = name, partitions, "created topic");
         topics.insert(topic.name.clone(), topic.clone());
         Ok(topic)
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.shared.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.shared
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub fn topics(&self) -> Vec<Arc<Topic>> {
-        self.shared.topics.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.shared
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, LogError> {
-        let t = self.topic(topic).ok_or_else(|| LogError::UnknownTopic(topic.to_owned()))?;
-        t.partitions.get(partition as usize).cloned().ok_or(LogError::UnknownPartition {
-            topic: topic.to_owned(),
-            partition,
-        })
+        let t = self
+            .topic(topic)
+            .ok_or_else(|| LogError::UnknownTopic(topic.to_owned()))?;
+        t.partitions
+            .get(partition as usize)
+            .cloned()
+            .ok_or(LogError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+            })
     }
 
     /// Appends records; the returned future resolves with each entry's first offset once the
     /// records are durable. The request is queued before this returns, so calls are ordered.
-    pub fn append(&self, entries: Vec<AppendEntry>) -> impl Future<Output = Result<Vec<u64>, Arc<LogError>>> + Send + 'static {
+    pub fn append(
+        &self,
+        entries: Vec<AppendEntry>,
+    ) -> impl Future<Output = Result<Vec<u64>, Arc<LogError>>> + Send + 'static {
         let (done, rx) = oneshot::channel();
         let queued = (|| {
             let writer = self.writer.as_ref().ok_or(LogError::ReadOnly)?;
             let mut resolved = Vec::with_capacity(entries.len());
             for entry in entries {
-                resolved.push((self.partition(&entry.topic, entry.partition)?, entry.records));
+                resolved.push((
+                    self.partition(&entry.topic, entry.partition)?,
+                    entry.records,
+                ));
             }
             writer
                 .send(WriteRequest {
@@ -353,21 +398,30 @@ impl EmbeddedLog {
             .into_iter()
             .flat_map(|(topic, parts)| {
                 let topic: Arc<str> = Arc::from(topic);
-                parts.into_iter().map(move |(p, o)| (TopicPartition::new(topic.clone(), p), o))
+                parts
+                    .into_iter()
+                    .map(move |(p, o)| (TopicPartition::new(topic.clone(), p), o))
             })
             .collect())
     }
 
     /// Merges `offsets` into the group's committed offsets, durably.
     pub fn commit_group(&self, group: &str, offsets: &ConsumerOffsets) -> Result<(), LogError> {
-        let _guard = self.shared.group_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self
+            .shared
+            .group_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut current = self.group_offsets(group)?;
         for (tp, offset) in offsets {
             current.insert(tp.clone(), *offset);
         }
         let mut stored: BTreeMap<&str, BTreeMap<u32, u64>> = BTreeMap::new();
         for (tp, offset) in &current {
-            stored.entry(&tp.topic).or_default().insert(tp.partition, *offset);
+            stored
+                .entry(&tp.topic)
+                .or_default()
+                .insert(tp.partition, *offset);
         }
         let path = self.group_path(group)?;
         let data = serde_json::to_vec(&stored).map_err(|e| LogError::Internal(e.to_string()))?;
@@ -380,7 +434,14 @@ impl EmbeddedLog {
             return Vec::new();
         };
         let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".json").map(str::to_owned))
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .into_string()
+                    .ok()?
+                    .strip_suffix(".json")
+                    .map(str::to_owned)
+            })
             .collect();
         names.sort();
         names
@@ -398,12 +459,28 @@ impl EmbeddedLog {
     }
 }
 
-fn open_topic(topics_dir: &Path, name: &str, partitions: u32, read_only: bool) -> Result<Topic, LogError> {
+fn open_topic(
+    topics_dir: &Path,
+    name: &str,
+    partitions: u32,
+    read_only: bool,
+) -> Result<Topic, LogError> {
     let name: Arc<str> = Arc::from(name);
     let parts = (0..partitions)
-        .map(|p| Partition::open(name.clone(), p, &topics_dir.join(&*name).join(p.to_string()), read_only).map(Arc::new))
+        .map(|p| {
+            Partition::open(
+                name.clone(),
+                p,
+                &topics_dir.join(&*name).join(p.to_string()),
+                read_only,
+            )
+            .map(Arc::new)
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Topic { name, partitions: parts })
+    Ok(Topic {
+        name,
+        partitions: parts,
+    })
 }
 
 fn now_ms() -> i64 {
@@ -413,11 +490,21 @@ fn now_ms() -> i64 {
 }
 
 fn enforce_retention(shared: &Shared) {
-    let topics: Vec<Arc<Topic>> = shared.topics.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+    let topics: Vec<Arc<Topic>> = shared
+        .topics
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
     let now = now_ms();
     for topic in topics {
         for p in &topic.partitions {
-            p.enforce_retention(shared.config.retention_ms, shared.config.retention_bytes, now);
+            p.enforce_retention(
+                shared.config.retention_ms,
+                shared.config.retention_bytes,
+                now,
+            );
         }
     }
 }
@@ -478,7 +565,9 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<WriteRequest>) {
         // Make them durable per the policy, then let readers see them.
         let sync_now = match shared.config.fsync {
             FsyncPolicy::Always => true,
-            FsyncPolicy::Interval { interval_ms } => last_sync.elapsed() >= Duration::from_millis(interval_ms),
+            FsyncPolicy::Interval { interval_ms } => {
+                last_sync.elapsed() >= Duration::from_millis(interval_ms)
+            }
             FsyncPolicy::Never => false,
         };
         let mut sync_failures: Vec<(Arc<Partition>, Arc<LogError>)> = Vec::new();

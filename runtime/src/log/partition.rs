@@ -51,7 +51,12 @@ pub struct Partition {
 
 impl Partition {
     /// Opens (or creates) the partition directory, recovering the active segment.
-    pub(crate) fn open(topic: Arc<str>, id: u32, dir: &Path, read_only: bool) -> Result<Self, LogError> {
+    pub(crate) fn open(
+        topic: Arc<str>,
+        id: u32,
+        dir: &Path,
+        read_only: bool,
+    ) -> Result<Self, LogError> {
         let io = |e| LogError::io(dir, e);
         crate::durable_file::create_dir_durable(dir).map_err(io)?;
         let mut bases: Vec<u64> = std::fs::read_dir(dir)
@@ -68,14 +73,16 @@ impl Partition {
         for (i, &base) in bases.iter().enumerate() {
             let log_path = segment::segment_path(dir, base);
             if i < last {
-                let indexed = segment::load_indexed(&log_path, &segment::index_path(dir, base), base)
-                    .map_err(|e| LogError::io(&log_path, e))?;
+                let indexed =
+                    segment::load_indexed(&log_path, &segment::index_path(dir, base), base)
+                        .map_err(|e| LogError::io(&log_path, e))?;
                 if let Some(seg) = indexed {
                     segments.push(seg);
                     continue;
                 }
             }
-            let scan = segment::scan_segment(&log_path, base).map_err(|e| LogError::io(&log_path, e))?;
+            let scan =
+                segment::scan_segment(&log_path, base).map_err(|e| LogError::io(&log_path, e))?;
             if scan.invalid_tail > 0 {
                 if i < last {
                     return Err(LogError::Corrupt {
@@ -116,7 +123,9 @@ impl Partition {
         let writer = if read_only {
             None
         } else {
-            let active = segments.last().ok_or_else(|| LogError::Internal("no segment".into()))?;
+            let active = segments
+                .last()
+                .ok_or_else(|| LogError::Internal("no segment".into()))?;
             let path = segment::segment_path(dir, active.base);
             Some(segment::open_for_append(&path, active.size).map_err(|e| LogError::io(&path, e))?)
         };
@@ -156,7 +165,12 @@ impl Partition {
 
     /// Writes records to the active segment (not yet synced), rolling to a new segment when
     /// the active one reaches `segment_bytes`. Returns the first offset.
-    pub(crate) fn write(&self, records: &[TopicRecord], buf: &mut Vec<u8>, segment_bytes: u64) -> Result<u64, LogError> {
+    pub(crate) fn write(
+        &self,
+        records: &[TopicRecord],
+        buf: &mut Vec<u8>,
+        segment_bytes: u64,
+    ) -> Result<u64, LogError> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(LogError::Poisoned {
                 topic: self.topic.to_string(),
@@ -184,7 +198,11 @@ impl Partition {
                     break;
                 }
                 segment::encode_frame(buf, first + i as u64, record);
-                frames.push((start as u64, (buf.len() - start) as u64, record.timestamp_ms));
+                frames.push((
+                    start as u64,
+                    (buf.len() - start) as u64,
+                    record.timestamp_ms,
+                ));
             }
             self.append_frames(&mut state, buf, first, &frames)?;
             remaining = &remaining[frames.len()..];
@@ -192,14 +210,22 @@ impl Partition {
         Ok(base)
     }
 
-    fn append_frames(&self, state: &mut State, buf: &[u8], first: u64, frames: &[(u64, u64, i64)]) -> Result<(), LogError> {
+    fn append_frames(
+        &self,
+        state: &mut State,
+        buf: &[u8],
+        first: u64,
+        frames: &[(u64, u64, i64)],
+    ) -> Result<(), LogError> {
         let State {
             segments,
             writer,
             next_offset,
         } = state;
         let writer = writer.as_mut().ok_or(LogError::ReadOnly)?;
-        let active = segments.last_mut().ok_or_else(|| LogError::Internal("no segment".into()))?;
+        let active = segments
+            .last_mut()
+            .ok_or_else(|| LogError::Internal("no segment".into()))?;
         let start_size = active.size;
         if let Err(e) = writer.write_all(buf) {
             // Cut the partial write off so the file stays a clean sequence of frames.
@@ -230,7 +256,8 @@ impl Partition {
         let base = state.next_offset;
         let segment = new_segment(&self.dir, base, false)?;
         let path = segment::segment_path(&self.dir, base);
-        state.writer = Some(segment::open_for_append(&path, 0).map_err(|e| LogError::io(&path, e))?);
+        state.writer =
+            Some(segment::open_for_append(&path, 0).map_err(|e| LogError::io(&path, e))?);
         state.segments.push(segment);
         Ok(())
     }
@@ -257,7 +284,12 @@ impl Partition {
     }
 
     /// Deletes sealed segments that fall outside the retention limits.
-    pub(crate) fn enforce_retention(&self, retention_ms: Option<i64>, retention_bytes: Option<u64>, now_ms: i64) {
+    pub(crate) fn enforce_retention(
+        &self,
+        retention_ms: Option<i64>,
+        retention_bytes: Option<u64>,
+        now_ms: i64,
+    ) {
         let removed: Vec<u64> = {
             let mut state = self.lock();
             let mut total: u64 = state.segments.iter().map(|s| s.size).sum();
@@ -279,7 +311,10 @@ impl Partition {
             removed
         };
         for base in &removed {
-            for path in [segment::segment_path(&self.dir, *base), segment::index_path(&self.dir, *base)] {
+            for path in [
+                segment::segment_path(&self.dir, *base),
+                segment::index_path(&self.dir, *base),
+            ] {
                 if let Err(e) = std::fs::remove_file(&path) {
                     warn!(path = %path.display(), error = %e, "could not delete expired segment");
                 }
@@ -338,8 +373,8 @@ impl Partition {
             let want = (max_bytes - bytes_read)
                 .clamp(64 * 1024, 4 << 20)
                 .min((seg_size - position) as usize);
-            let mut chunk =
-                segment::read_chunk(&file, position, want).map_err(|e| LogError::io(&self.dir, e))?;
+            let mut chunk = segment::read_chunk(&file, position, want)
+                .map_err(|e| LogError::io(&self.dir, e))?;
             let start_position = position;
             let mut reached_watermark = false;
             loop {
@@ -365,9 +400,11 @@ impl Partition {
                         if position == start_position && chunk.len() >= segment::FRAME_HEADER =>
                     {
                         // A frame larger than the chunk: read exactly that frame.
-                        let len = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as usize;
-                        let frame = segment::read_chunk(&file, position, len + segment::FRAME_HEADER)
-                            .map_err(|e| LogError::io(&self.dir, e))?;
+                        let len =
+                            u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as usize;
+                        let frame =
+                            segment::read_chunk(&file, position, len + segment::FRAME_HEADER)
+                                .map_err(|e| LogError::io(&self.dir, e))?;
                         if frame.len() <= chunk.len() {
                             break;
                         }
@@ -393,7 +430,11 @@ impl Partition {
     /// Reads through `Bytes` for callers that want raw access (tests).
     #[cfg(test)]
     pub(crate) fn segment_files(&self) -> Vec<PathBuf> {
-        self.lock().segments.iter().map(|s| segment::segment_path(&self.dir, s.base)).collect()
+        self.lock()
+            .segments
+            .iter()
+            .map(|s| segment::segment_path(&self.dir, s.base))
+            .collect()
     }
 }
 

@@ -119,7 +119,9 @@ fn parse_payload(p: &Bytes) -> Option<(u64, TopicRecord)> {
     for _ in 0..count {
         let name_len = usize::from(u16::from_le_bytes(p.get(pos..pos + 2)?.try_into().ok()?));
         pos += 2;
-        let name = std::str::from_utf8(p.get(pos..pos + name_len)?).ok()?.to_owned();
+        let name = std::str::from_utf8(p.get(pos..pos + name_len)?)
+            .ok()?
+            .to_owned();
         pos += name_len;
         let value_len = u32::from_le_bytes(p.get(pos..pos + 4)?.try_into().ok()?) as usize;
         pos += 4;
@@ -271,7 +273,11 @@ pub(crate) fn write_index(path: &Path, segment: &Segment) -> io::Result<()> {
 
 /// Loads a sealed segment from its index; `None` when the index is missing, damaged or does
 /// not match the segment file (the caller then rescans).
-pub(crate) fn load_indexed(log_path: &Path, index: &Path, base: u64) -> io::Result<Option<Segment>> {
+pub(crate) fn load_indexed(
+    log_path: &Path,
+    index: &Path,
+    base: u64,
+) -> io::Result<Option<Segment>> {
     let mut data = Vec::new();
     match File::open(index) {
         Ok(mut f) => {
@@ -289,7 +295,9 @@ pub(crate) fn load_indexed(log_path: &Path, index: &Path, base: u64) -> io::Resu
     }
     let entries = (body.len() - 24) / 16;
     let word = |i: usize| u64::from_le_bytes(body[i..i + 8].try_into().unwrap_or([0; 8]));
-    let index: Vec<(u64, u64)> = (0..entries).map(|e| (word(e * 16), word(e * 16 + 8))).collect();
+    let index: Vec<(u64, u64)> = (0..entries)
+        .map(|e| (word(e * 16), word(e * 16 + 8)))
+        .collect();
     let tail = entries * 16;
     let max_timestamp = word(tail) as i64;
     let end = word(tail + 8);
@@ -325,7 +333,11 @@ pub(crate) fn read_chunk(file: &File, position: u64, max_bytes: usize) -> io::Re
 
 /// Opens the active segment for appending at `size`, discarding anything after it.
 pub(crate) fn open_for_append(path: &Path, size: u64) -> io::Result<File> {
-    let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
     file.set_len(size)?;
     file.seek(SeekFrom::Start(size))?;
     Ok(file)
@@ -338,7 +350,11 @@ mod tests {
     fn record(i: u64) -> TopicRecord {
         TopicRecord {
             key: Some(Bytes::from(format!("k{i}"))),
-            value: if i % 3 == 0 { None } else { Some(Bytes::from(vec![b'v'; i as usize % 50])) },
+            value: if i.is_multiple_of(3) {
+                None
+            } else {
+                Some(Bytes::from(vec![b'v'; i as usize % 50]))
+            },
             headers: vec![("h".to_owned(), Bytes::from_static(b"x"))],
             timestamp_ms: i as i64,
         }

@@ -20,7 +20,12 @@ fn config() -> LogConfig {
     }
 }
 
-async fn append(log: &EmbeddedLog, topic: &str, partition: u32, range: std::ops::Range<u64>) -> u64 {
+async fn append(
+    log: &EmbeddedLog,
+    topic: &str,
+    partition: u32,
+    range: std::ops::Range<u64>,
+) -> u64 {
     let records = range.map(record).collect();
     let bases = log
         .append(vec![AppendEntry {
@@ -72,14 +77,21 @@ async fn append_read_across_segments_and_reopen() {
     let log = EmbeddedLog::open(dir.path(), config()).expect("reopen");
     assert_eq!(read_all(&log, "t", 0, 0).len(), 2000);
     assert_eq!(read_all(&log, "t", 1, 0).len(), 10);
-    assert_eq!(append(&log, "t", 0, 2000..2001).await, 2000, "offsets continue after reopen");
+    assert_eq!(
+        append(&log, "t", 0, 2000..2001).await,
+        2000,
+        "offsets continue after reopen"
+    );
 }
 
 #[tokio::test]
 async fn second_writer_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _log = EmbeddedLog::open(dir.path(), config()).expect("open");
-    assert!(matches!(EmbeddedLog::open(dir.path(), config()), Err(LogError::Locked(_))));
+    assert!(matches!(
+        EmbeddedLog::open(dir.path(), config()),
+        Err(LogError::Locked(_))
+    ));
     // Read-only access works beside the writer.
     EmbeddedLog::open_read_only(dir.path()).expect("read-only open");
 }
@@ -100,7 +112,10 @@ async fn torn_tail_is_truncated_and_never_served() {
     let last = data.len() - 3;
     data[last] ^= 0xff;
     data.extend_from_slice(&[0x40, 0, 0, 0, 1, 2]);
-    std::fs::File::create(&path).expect("create").write_all(&data).expect("write");
+    std::fs::File::create(&path)
+        .expect("create")
+        .write_all(&data)
+        .expect("write");
 
     let log = EmbeddedLog::open(dir.path(), LogConfig::default()).expect("reopen");
     let all = read_all(&log, "t", 0, 0);
@@ -108,8 +123,15 @@ async fn torn_tail_is_truncated_and_never_served() {
     for (i, (offset, rec)) in all.iter().enumerate() {
         assert_eq!((*offset, rec), (i as u64, &record(i as u64)));
     }
-    assert!(std::fs::metadata(&path).expect("meta").len() < len, "file truncated");
-    assert_eq!(append(&log, "t", 0, 99..100).await, 99, "the lost offset is reused");
+    assert!(
+        std::fs::metadata(&path).expect("meta").len() < len,
+        "file truncated"
+    );
+    assert_eq!(
+        append(&log, "t", 0, 99..100).await,
+        99,
+        "the lost offset is reused"
+    );
     assert_eq!(read_all(&log, "t", 0, 0).len(), 100);
 }
 
@@ -123,7 +145,10 @@ async fn garbage_file_tail_of_zeros_is_truncated() {
         append(&log, "t", 0, 0..5).await;
         path = log.partition("t", 0).expect("p").segment_files()[0].clone();
     }
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
     f.write_all(&[0u8; 4096]).expect("zeros");
     drop(f);
     let log = EmbeddedLog::open(dir.path(), LogConfig::default()).expect("reopen");
@@ -138,8 +163,10 @@ async fn consumer_groups_are_independent_and_durable() {
         let log = EmbeddedLog::open(dir.path(), config()).expect("open");
         log.ensure_topic("t", 1).expect("topic");
         append(&log, "t", 0, 0..10).await;
-        log.commit_group("a", &ConsumerOffsets::from([(tp.clone(), 7)])).expect("commit a");
-        log.commit_group("b", &ConsumerOffsets::from([(tp.clone(), 3)])).expect("commit b");
+        log.commit_group("a", &ConsumerOffsets::from([(tp.clone(), 7)]))
+            .expect("commit a");
+        log.commit_group("b", &ConsumerOffsets::from([(tp.clone(), 3)]))
+            .expect("commit b");
         assert!(log.commit_group("../etc", &ConsumerOffsets::new()).is_err());
     }
     let log = EmbeddedLog::open(dir.path(), config()).expect("reopen");
@@ -169,9 +196,14 @@ async fn retention_by_size_deletes_oldest_sealed_segments() {
     log.enforce_retention();
     let after = p.size_bytes();
     assert!(before > 200 * 1024);
-    assert!(after <= 200 * 1024 + 64 * 1024, "within one segment of the limit: {after}");
+    assert!(
+        after <= 200 * 1024 + 64 * 1024,
+        "within one segment of the limit: {after}"
+    );
     assert!(p.log_start() > 0);
-    let err = p.read(ReadCursor::at(0), 10, 1 << 20).expect_err("deleted range");
+    let err = p
+        .read(ReadCursor::at(0), 10, 1 << 20)
+        .expect_err("deleted range");
     assert!(matches!(err, LogError::OffsetOutOfRange { .. }));
     let rest = read_all(&log, "t", 0, p.log_start());
     assert_eq!(rest.last().map(|r| r.0), Some(1999));
@@ -195,7 +227,10 @@ async fn retention_by_time_keeps_the_active_segment() {
     let p = log.partition("t", 0).expect("p");
     assert!(p.log_start() > 0);
     assert_eq!(p.high_watermark(), 1000);
-    assert!(!read_all(&log, "t", 0, p.log_start()).is_empty(), "active segment kept");
+    assert!(
+        !read_all(&log, "t", 0, p.log_start()).is_empty(),
+        "active segment kept"
+    );
 }
 
 #[test]

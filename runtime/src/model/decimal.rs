@@ -40,7 +40,11 @@ impl Decimal {
         if int_part.is_empty() && frac_part.is_empty() {
             return Err(err());
         }
-        if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+        if !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|b| b.is_ascii_digit())
+        {
             return Err(err());
         }
         let mut digits: String = int_part.chars().chain(frac_part.chars()).collect();
@@ -215,11 +219,20 @@ mod tests {
         // java.math.BigInteger.toByteArray() of these values.
         assert_eq!(Decimal::from_i128(0, 0).unscaled_be_bytes(), vec![0]);
         assert_eq!(Decimal::from_i128(127, 0).unscaled_be_bytes(), vec![0x7f]);
-        assert_eq!(Decimal::from_i128(128, 0).unscaled_be_bytes(), vec![0x00, 0x80]);
+        assert_eq!(
+            Decimal::from_i128(128, 0).unscaled_be_bytes(),
+            vec![0x00, 0x80]
+        );
         assert_eq!(Decimal::from_i128(-1, 0).unscaled_be_bytes(), vec![0xff]);
         assert_eq!(Decimal::from_i128(-128, 0).unscaled_be_bytes(), vec![0x80]);
-        assert_eq!(Decimal::from_i128(-129, 0).unscaled_be_bytes(), vec![0xff, 0x7f]);
-        assert_eq!(Decimal::from_i128(12345, 2).unscaled_be_bytes(), vec![0x30, 0x39]);
+        assert_eq!(
+            Decimal::from_i128(-129, 0).unscaled_be_bytes(),
+            vec![0xff, 0x7f]
+        );
+        assert_eq!(
+            Decimal::from_i128(12345, 2).unscaled_be_bytes(),
+            vec![0x30, 0x39]
+        );
     }
 
     #[test]

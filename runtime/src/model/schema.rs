@@ -45,26 +45,39 @@ pub enum DataType {
     UInt16,
     UInt32,
     UInt64,
-    Decimal { precision: u32, scale: u32 },
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
     Float32,
     Float64,
     Text,
     Bytes,
     Date,
     /// `precision` is the fractional-second digits (0..=6).
-    Time { precision: u8 },
+    Time {
+        precision: u8,
+    },
     TimeTz,
-    Timestamp { precision: u8 },
-    TimestampTz { precision: u8 },
+    Timestamp {
+        precision: u8,
+    },
+    TimestampTz {
+        precision: u8,
+    },
     Interval,
     Json,
     Uuid,
     Enum,
     Set,
-    Bits { length: u32 },
+    Bits {
+        length: u32,
+    },
     Year,
     Geometry,
-    Array { element: Box<DataType> },
+    Array {
+        element: Box<DataType>,
+    },
 }
 
 /// One column of a table.

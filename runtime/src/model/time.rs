@@ -48,7 +48,12 @@ pub fn format_date(year: i64, month: u32, day: u32) -> String {
 pub fn format_time_of_day(micros: i64) -> String {
     let secs = micros / 1_000_000;
     let frac = micros % 1_000_000;
-    let base = format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
+    let base = format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    );
     if frac == 0 {
         base
     } else {
@@ -75,7 +80,10 @@ mod tests {
     #[test]
     fn formats_like_debezium() {
         assert_eq!(format_timestamp_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_timestamp_utc(1_709_296_245_123_450), "2024-03-01T12:30:45.12345Z");
+        assert_eq!(
+            format_timestamp_utc(1_709_296_245_123_450),
+            "2024-03-01T12:30:45.12345Z"
+        );
         assert_eq!(format_timestamp_utc(-1), "1969-12-31T23:59:59.999999Z");
     }
 }

@@ -28,13 +28,20 @@ pub enum Value {
     /// Microseconds; MySQL `TIME` may be negative or exceed 24 hours.
     Time(i64),
     /// Time of day with a UTC offset (Postgres `timetz`).
-    TimeTz { micros: i64, offset_seconds: i32 },
+    TimeTz {
+        micros: i64,
+        offset_seconds: i32,
+    },
     /// Microseconds since the epoch, no time zone (MySQL `DATETIME`, Postgres `timestamp`).
     Timestamp(i64),
     /// Microseconds since the epoch, UTC (MySQL `TIMESTAMP`, Postgres `timestamptz`).
     TimestampTz(i64),
     /// Postgres `interval`, kept in its three independent parts.
-    Interval { months: i32, days: i32, micros: i64 },
+    Interval {
+        months: i32,
+        days: i32,
+        micros: i64,
+    },
     /// JSON document as text.
     Json(String),
     Uuid([u8; 16]),
@@ -43,7 +50,10 @@ pub enum Value {
     /// A `SET` value: the names of the members that are set.
     Set(Vec<String>),
     /// A bit string of `len` bits, little-endian bytes as Kafka Connect's `Bits` expects.
-    Bits { len: u32, bytes: Bytes },
+    Bits {
+        len: u32,
+        bytes: Bytes,
+    },
     Array(Vec<Value>),
     /// The source could not supply the value (Postgres unchanged TOAST); converters write
     /// `unavailable.value.placeholder` and sinks leave the column untouched.

@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::config::{ConfigErrors, ConnectorConfig, StorageConfig, WorkerConfig, parse_connector_document};
+use crate::config::{
+    ConfigErrors, ConnectorConfig, StorageConfig, WorkerConfig, parse_connector_document,
+};
 use crate::connector::{Connector, ConnectorKind};
 use crate::durable_file::{create_dir_durable, sync_dir, write_atomic};
 use crate::error::{Backoff, ConnectorError, Reaction};
@@ -29,10 +31,13 @@ use crate::progress::{ProgressHandle, ProgressSnapshot};
 use crate::registry::{Registry, Validated};
 use crate::storage::{EmbeddedStore, TopicStore};
 
-pub use sink::group_id;
 use sink::SinkRun;
+pub use sink::group_id;
 use source::SourceRun;
-use state::{ConnectorState, ConnectorStatus, PersistedConnector, State, TargetState, TaskStatus, connector_state};
+use state::{
+    ConnectorState, ConnectorStatus, PersistedConnector, State, TargetState, TaskStatus,
+    connector_state,
+};
 
 /// Errors of worker operations (mapped to HTTP statuses by the REST layer).
 #[derive(Debug, thiserror::Error)]
@@ -97,10 +102,11 @@ impl Worker {
         create_dir_durable(&data_dir).map_err(io_err(&data_dir))?;
         let StorageConfig::Embedded { log: log_config } = &config.storage;
         let log_dir = data_dir.join("log");
-        let log = EmbeddedLog::open(&log_dir, log_config.clone()).map_err(|e| WorkerError::Storage {
-            context: format!("cannot open the embedded log in {}", log_dir.display()),
-            source: e.into(),
-        })?;
+        let log =
+            EmbeddedLog::open(&log_dir, log_config.clone()).map_err(|e| WorkerError::Storage {
+                context: format!("cannot open the embedded log in {}", log_dir.display()),
+                source: e.into(),
+            })?;
         let offsets_dir = data_dir.join("offsets");
         let offsets = FileOffsetStore::open(&offsets_dir).map_err(|e| WorkerError::Storage {
             context: format!("cannot open the offset store in {}", offsets_dir.display()),
@@ -108,7 +114,10 @@ impl Worker {
         })?;
         let connectors_dir = data_dir.join("connectors");
         create_dir_durable(&connectors_dir).map_err(io_err(&connectors_dir))?;
-        let worker_id = config.worker_id.clone().unwrap_or_else(|| config.rest.listen.clone());
+        let worker_id = config
+            .worker_id
+            .clone()
+            .unwrap_or_else(|| config.rest.listen.clone());
         let worker = Arc::new(Worker {
             store: EmbeddedStore::new(log.clone()),
             log: Some(log),
@@ -159,7 +168,9 @@ impl Worker {
             let raw = std::fs::read(&path).map_err(io_err(&path))?;
             match serde_json::from_slice::<PersistedConnector>(&raw) {
                 Ok(p) => persisted.push(p),
-                Err(e) => warn!(path = %path.display(), error = %e, "skipping unreadable persisted connector"),
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "skipping unreadable persisted connector")
+                }
             }
         }
         for p in persisted {
@@ -181,7 +192,12 @@ impl Worker {
     pub async fn load_directory(self: &Arc<Self>, dir: &Path) -> Result<(), WorkerError> {
         let configs = load_connector_files(dir)?;
         for config in configs {
-            let existing = self.connectors.lock().await.get(&config.name).map(|e| e.config.clone());
+            let existing = self
+                .connectors
+                .lock()
+                .await
+                .get(&config.name)
+                .map(|e| e.config.clone());
             match existing {
                 Some(current) if current == config => {}
                 Some(_) => {
@@ -203,7 +219,11 @@ impl Worker {
     }
 
     /// Creates a connector (POST /connectors).
-    pub async fn create(self: &Arc<Self>, config: ConnectorConfig, initial: TargetState) -> Result<(), WorkerError> {
+    pub async fn create(
+        self: &Arc<Self>,
+        config: ConnectorConfig,
+        initial: TargetState,
+    ) -> Result<(), WorkerError> {
         if self.connectors.lock().await.contains_key(&config.name) {
             return Err(WorkerError::AlreadyExists(config.name));
         }
@@ -212,7 +232,9 @@ impl Worker {
 
     /// Creates or replaces a connector's config (PUT /connectors/{name}/config) and restarts it.
     pub async fn put_config(self: &Arc<Self>, config: ConnectorConfig) -> Result<(), WorkerError> {
-        self.registry.validate(&config).map_err(WorkerError::InvalidConfig)?;
+        self.registry
+            .validate(&config)
+            .map_err(WorkerError::InvalidConfig)?;
         let target = match self.connectors.lock().await.remove(&config.name) {
             Some(old) => {
                 let target = old.target;
@@ -224,8 +246,16 @@ impl Worker {
         self.install(config, target, true).await
     }
 
-    async fn install(self: &Arc<Self>, config: ConnectorConfig, target: TargetState, persist: bool) -> Result<(), WorkerError> {
-        let validated = self.registry.validate(&config).map_err(WorkerError::InvalidConfig)?;
+    async fn install(
+        self: &Arc<Self>,
+        config: ConnectorConfig,
+        target: TargetState,
+        persist: bool,
+    ) -> Result<(), WorkerError> {
+        let validated = self
+            .registry
+            .validate(&config)
+            .map_err(WorkerError::InvalidConfig)?;
         for warning in &validated.warnings {
             warn!(connector = %config.name, "{warning}");
         }
@@ -264,7 +294,12 @@ impl Worker {
         write_atomic(&path, &data).map_err(io_err(&path))
     }
 
-    fn spawn_tasks(self: &Arc<Self>, name: &str, validated: &Validated, target: TargetState) -> Vec<TaskHandle> {
+    fn spawn_tasks(
+        self: &Arc<Self>,
+        name: &str,
+        validated: &Validated,
+        target: TargetState,
+    ) -> Vec<TaskHandle> {
         let count = match validated.connector {
             // Sources here read one ordered stream (binlog, slot): one task.
             Connector::Source(_) => 1,
@@ -302,7 +337,14 @@ impl Worker {
             .collect()
     }
 
-    fn runner(&self, name: &str, task_id: u32, task_count: u32, validated: &Validated, progress: ProgressHandle) -> Runner {
+    fn runner(
+        &self,
+        name: &str,
+        task_id: u32,
+        task_count: u32,
+        validated: &Validated,
+        progress: ProgressHandle,
+    ) -> Runner {
         let commit_interval = Duration::from_millis(self.config.offset_flush_interval_ms);
         match &validated.connector {
             Connector::Source(connector) => Runner::Source(Box::new(SourceRun {
@@ -310,8 +352,11 @@ impl Worker {
                 task_id,
                 connector: connector.clone(),
                 encoder: validated.encoder.clone().unwrap_or_else(|| {
-                    crate::converter::RecordEncoder::from_config(&Default::default(), connector.value_modes())
-                        .unwrap_or_else(|_| unreachable!("empty converter config is valid"))
+                    crate::converter::RecordEncoder::from_config(
+                        &Default::default(),
+                        connector.value_modes(),
+                    )
+                    .unwrap_or_else(|_| unreachable!("empty converter config is valid"))
                 }),
                 store: self.store.clone(),
                 offsets: self.offsets.clone(),
@@ -336,7 +381,9 @@ impl Worker {
 
     async fn set_target(&self, name: &str, target: TargetState) -> Result<(), WorkerError> {
         let mut connectors = self.connectors.lock().await;
-        let entry = connectors.get_mut(name).ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+        let entry = connectors
+            .get_mut(name)
+            .ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
         self.persist(&entry.config, target)?;
         entry.target = target;
         for task in &entry.tasks {
@@ -354,7 +401,9 @@ impl Worker {
     pub async fn resume(self: &Arc<Self>, name: &str) -> Result<(), WorkerError> {
         let stopped = {
             let connectors = self.connectors.lock().await;
-            let entry = connectors.get(name).ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+            let entry = connectors
+                .get(name)
+                .ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
             entry.tasks.is_empty()
         };
         if stopped {
@@ -369,7 +418,9 @@ impl Worker {
     pub async fn stop(&self, name: &str) -> Result<(), WorkerError> {
         let tasks = {
             let mut connectors = self.connectors.lock().await;
-            let entry = connectors.get_mut(name).ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+            let entry = connectors
+                .get_mut(name)
+                .ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
             self.persist(&entry.config, TargetState::Stopped)?;
             entry.target = TargetState::Stopped;
             std::mem::take(&mut entry.tasks)
@@ -388,7 +439,11 @@ impl Worker {
             .ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
         let (config, target) = (entry.config, entry.target);
         stop_tasks(entry.tasks).await;
-        let target = if target == TargetState::Stopped { TargetState::Running } else { target };
+        let target = if target == TargetState::Stopped {
+            TargetState::Running
+        } else {
+            target
+        };
         self.install(config, target, true).await
     }
 
@@ -426,14 +481,24 @@ impl Worker {
     /// Kafka Connect's status document.
     pub async fn status(&self, name: &str) -> Result<ConnectorStatus, WorkerError> {
         let connectors = self.connectors.lock().await;
-        let entry = connectors.get(name).ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
         let tasks: Vec<TaskStatus> = entry
             .tasks
             .iter()
-            .map(|t| t.status.lock().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone()))
+            .map(|t| {
+                t.status
+                    .lock()
+                    .map(|s| s.clone())
+                    .unwrap_or_else(|p| p.into_inner().clone())
+            })
             .collect();
         let state = connector_state(entry.target, &tasks);
-        let trace = tasks.iter().find_map(|t| t.trace.clone()).filter(|_| state == State::Failed);
+        let trace = tasks
+            .iter()
+            .find_map(|t| t.trace.clone())
+            .filter(|_| state == State::Failed);
         Ok(ConnectorStatus {
             name: name.to_owned(),
             connector: ConnectorState {
@@ -449,7 +514,9 @@ impl Worker {
     /// Progress of each task of a connector.
     pub async fn progress(&self, name: &str) -> Result<Vec<ProgressSnapshot>, WorkerError> {
         let connectors = self.connectors.lock().await;
-        let entry = connectors.get(name).ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+        let entry = connectors
+            .get(name)
+            .ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
         Ok(entry.tasks.iter().map(|t| t.progress.snapshot()).collect())
     }
 
@@ -457,7 +524,10 @@ impl Worker {
     pub async fn shutdown(&self) {
         let all: Vec<TaskHandle> = {
             let mut connectors = self.connectors.lock().await;
-            connectors.values_mut().flat_map(|e| std::mem::take(&mut e.tasks)).collect()
+            connectors
+                .values_mut()
+                .flat_map(|e| std::mem::take(&mut e.tasks))
+                .collect()
         };
         info!(tasks = all.len(), "stopping tasks");
         stop_tasks(all).await;
@@ -481,8 +551,10 @@ impl Worker {
                                 connector = %name, phase = %p.phase, rows_done = s.rows_done, rows_estimated = s.rows_estimated,
                                 percent = format!("{:.1}", s.percent), eta_secs = s.eta_secs, "snapshot progress"
                             ),
-                            _ => info!(connector = %name, phase = %p.phase, records = p.records, records_per_sec = p.records_per_sec,
-                                lag_ms = p.lag_ms, "progress"),
+                            _ => {
+                                info!(connector = %name, phase = %p.phase, records = p.records, records_per_sec = p.records_per_sec,
+                                lag_ms = p.lag_ms, "progress")
+                            }
                         }
                     }
                 }
@@ -496,7 +568,10 @@ pub fn load_connector_files(dir: &Path) -> Result<Vec<ConnectorConfig>, WorkerEr
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io_err(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        })
         .collect();
     paths.sort();
     let mut configs = Vec::new();
@@ -512,7 +587,9 @@ pub fn load_connector_files(dir: &Path) -> Result<Vec<ConnectorConfig>, WorkerEr
             }
         }
     }
-    errors.into_result(configs).map_err(WorkerError::InvalidConfig)
+    errors
+        .into_result(configs)
+        .map_err(WorkerError::InvalidConfig)
 }
 
 async fn stop_tasks(tasks: Vec<TaskHandle>) {
@@ -548,14 +625,24 @@ fn set_status(status: &Mutex<TaskStatus>, state: State, trace: Option<String>, r
 }
 
 /// The supervisor loop of one task: run, and on failure retry or fail per the error policy.
-async fn supervise(name: String, runner: Runner, mut control: watch::Receiver<TargetState>, status: Arc<Mutex<TaskStatus>>, mut backoff: Backoff) {
+async fn supervise(
+    name: String,
+    runner: Runner,
+    mut control: watch::Receiver<TargetState>,
+    status: Arc<Mutex<TaskStatus>>,
+    mut backoff: Backoff,
+) {
     loop {
         let target = *control.borrow();
         if target == TargetState::Stopped {
             set_status(&status, State::Unassigned, None, 0);
             return;
         }
-        let running_state = if target == TargetState::Paused { State::Paused } else { State::Running };
+        let running_state = if target == TargetState::Paused {
+            State::Paused
+        } else {
+            State::Running
+        };
         set_status(&status, running_state, None, backoff.attempts());
         let started = Instant::now();
         let result = runner.run(&mut control).await;
@@ -582,7 +669,12 @@ async fn supervise(name: String, runner: Runner, mut control: watch::Receiver<Ta
                     }
                     Reaction::Fail | Reaction::RejectConfig => {
                         error!(connector = %name, error = %trace, "task failed; it stays FAILED until restarted");
-                        set_status(&status, State::Failed, Some(trace.clone()), backoff.attempts());
+                        set_status(
+                            &status,
+                            State::Failed,
+                            Some(trace.clone()),
+                            backoff.attempts(),
+                        );
                         wait_for_stop(&mut control).await;
                         set_status(&status, State::Unassigned, None, 0);
                         return;

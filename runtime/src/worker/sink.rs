@@ -35,7 +35,10 @@ pub fn group_id(connector: &str) -> String {
 }
 
 impl SinkRun {
-    pub(crate) async fn run(&self, control: &mut watch::Receiver<TargetState>) -> Result<(), ConnectorError> {
+    pub(crate) async fn run(
+        &self,
+        control: &mut watch::Receiver<TargetState>,
+    ) -> Result<(), ConnectorError> {
         self.progress.set_phase("preflight");
         self.connector.check().await?;
         let mut task = self
@@ -48,14 +51,24 @@ impl SinkRun {
             .await?;
         let mut consumer = self
             .store
-            .consumer(&group_id(&self.connector_name), self.topics.clone(), self.task_id, self.task_count)
+            .consumer(
+                &group_id(&self.connector_name),
+                self.topics.clone(),
+                self.task_id,
+                self.task_count,
+            )
             .await?;
         let result = self.pump(task.as_mut(), consumer.as_mut(), control).await;
         task.close().await;
         result
     }
 
-    async fn pump(&self, task: &mut dyn SinkTask, consumer: &mut dyn TopicConsumer, control: &mut watch::Receiver<TargetState>) -> Result<(), ConnectorError> {
+    async fn pump(
+        &self,
+        task: &mut dyn SinkTask,
+        consumer: &mut dyn TopicConsumer,
+        control: &mut watch::Receiver<TargetState>,
+    ) -> Result<(), ConnectorError> {
         let mut consumed = ConsumerOffsets::new();
         let mut committed = ConsumerOffsets::new();
         let mut opened: Vec<TopicPartition> = Vec::new();
@@ -65,12 +78,14 @@ impl SinkRun {
             let target = *control.borrow_and_update();
             match target {
                 TargetState::Stopped => {
-                    self.commit(task, consumer, &consumed, &mut committed).await?;
+                    self.commit(task, consumer, &consumed, &mut committed)
+                        .await?;
                     info!(connector = %self.connector_name, task = self.task_id, "sink task flushed and committed");
                     return Ok(());
                 }
                 TargetState::Paused => {
-                    self.commit(task, consumer, &consumed, &mut committed).await?;
+                    self.commit(task, consumer, &consumed, &mut committed)
+                        .await?;
                     self.progress.set_phase("paused");
                     if control.changed().await.is_err() {
                         return Ok(());
@@ -82,7 +97,10 @@ impl SinkRun {
             }
             let records = consumer.poll(MAX_POLL_RECORDS, POLL_TIMEOUT).await?;
             let assignment = consumer.assignment();
-            let new: Vec<TopicPartition> = assignment.into_iter().filter(|tp| !opened.contains(tp)).collect();
+            let new: Vec<TopicPartition> = assignment
+                .into_iter()
+                .filter(|tp| !opened.contains(tp))
+                .collect();
             if !new.is_empty() {
                 task.open(&new).await?;
                 opened.extend(new);
@@ -91,19 +109,29 @@ impl SinkRun {
                 let bytes: usize = records.iter().map(|r| r.record.size()).sum();
                 self.progress.add(records.len() as u64, bytes as u64);
                 for r in &records {
-                    consumed.insert(TopicPartition::new(r.topic.clone(), r.partition), r.offset + 1);
+                    consumed.insert(
+                        TopicPartition::new(r.topic.clone(), r.partition),
+                        r.offset + 1,
+                    );
                 }
                 task.put(records).await?;
             }
             if consumed != committed && last_commit.elapsed() >= self.commit_interval {
-                self.commit(task, consumer, &consumed, &mut committed).await?;
+                self.commit(task, consumer, &consumed, &mut committed)
+                    .await?;
                 last_commit = Instant::now();
             }
         }
     }
 
     /// Commits the consumer offsets the sink says are durable, and only those.
-    async fn commit(&self, task: &mut dyn SinkTask, consumer: &mut dyn TopicConsumer, consumed: &ConsumerOffsets, committed: &mut ConsumerOffsets) -> Result<(), ConnectorError> {
+    async fn commit(
+        &self,
+        task: &mut dyn SinkTask,
+        consumer: &mut dyn TopicConsumer,
+        consumed: &ConsumerOffsets,
+        committed: &mut ConsumerOffsets,
+    ) -> Result<(), ConnectorError> {
         if consumed == committed {
             return Ok(());
         }
@@ -111,7 +139,10 @@ impl SinkRun {
         // Never move backward, never past what was consumed.
         let advance: ConsumerOffsets = durable
             .into_iter()
-            .filter(|(tp, offset)| consumed.get(tp).is_some_and(|c| offset <= c) && committed.get(tp).is_none_or(|c| offset > c))
+            .filter(|(tp, offset)| {
+                consumed.get(tp).is_some_and(|c| offset <= c)
+                    && committed.get(tp).is_none_or(|c| offset > c)
+            })
             .collect();
         if advance.is_empty() {
             return Ok(());

@@ -33,7 +33,7 @@ use crate::storage::{ProduceRecord, TopicStore};
 use super::state::TargetState;
 
 /// Most records in flight (produced, not yet durable) before polling waits.
-const MAX_IN_FLIGHT: usize = 200_000;
+const MAX_IN_FLIGHT: usize = 20_000;
 
 pub(crate) struct SourceRun {
     pub connector_name: Arc<str>,
@@ -51,7 +51,10 @@ type PendingCommit = BoxFuture<'static, Result<Vec<StoredOffset>, ConnectorError
 
 impl SourceRun {
     /// Runs until the target becomes `Stopped` (Ok) or the task fails (Err).
-    pub(crate) async fn run(&self, control: &mut watch::Receiver<TargetState>) -> Result<(), ConnectorError> {
+    pub(crate) async fn run(
+        &self,
+        control: &mut watch::Receiver<TargetState>,
+    ) -> Result<(), ConnectorError> {
         self.progress.set_phase("preflight");
         self.connector.check().await?;
         let restored = self.offsets.load(&self.connector_name).await?;
@@ -83,7 +86,12 @@ impl SourceRun {
         drained
     }
 
-    async fn pump(&self, task: &mut dyn SourceTask, st: &mut RunState, control: &mut watch::Receiver<TargetState>) -> Result<(), ConnectorError> {
+    async fn pump(
+        &self,
+        task: &mut dyn SourceTask,
+        st: &mut RunState,
+        control: &mut watch::Receiver<TargetState>,
+    ) -> Result<(), ConnectorError> {
         loop {
             self.collect_acks(st)?;
             self.advance_commit(task, st, false).await?;
@@ -116,7 +124,11 @@ impl SourceRun {
         }
     }
 
-    async fn produce(&self, batch: Vec<SourceRecord>, st: &mut RunState) -> Result<(), ConnectorError> {
+    async fn produce(
+        &self,
+        batch: Vec<SourceRecord>,
+        st: &mut RunState,
+    ) -> Result<(), ConnectorError> {
         let mut out = Vec::with_capacity(batch.len());
         let mut ids = Vec::with_capacity(batch.len());
         let mut bytes = 0u64;
@@ -148,7 +160,8 @@ impl SourceRun {
             self.progress.set_source_ts(ts);
         }
         let delivery = self.store.produce(out);
-        st.in_flight.push(Box::pin(delivery.map(move |r| (ids, r))) as Delivery);
+        st.in_flight
+            .push(Box::pin(delivery.map(move |r| (ids, r))) as Delivery);
         Ok(())
     }
 
@@ -163,9 +176,18 @@ impl SourceRun {
 
     /// Finishes a running offset commit (telling the task), and starts the next one when
     /// offsets became committable. With `wait`, blocks until the commit is done.
-    async fn advance_commit(&self, task: &mut dyn SourceTask, st: &mut RunState, wait: bool) -> Result<(), ConnectorError> {
+    async fn advance_commit(
+        &self,
+        task: &mut dyn SourceTask,
+        st: &mut RunState,
+        wait: bool,
+    ) -> Result<(), ConnectorError> {
         if let Some(pending) = st.pending_commit.as_mut() {
-            let done = if wait { Some(pending.await) } else { pending.now_or_never() };
+            let done = if wait {
+                Some(pending.await)
+            } else {
+                pending.now_or_never()
+            };
             match done {
                 Some(result) => {
                     st.pending_commit = None;
@@ -201,7 +223,11 @@ impl SourceRun {
     }
 
     /// Waits for every in-flight record and commits the final offsets.
-    async fn drain(&self, task: &mut dyn SourceTask, st: &mut RunState) -> Result<(), ConnectorError> {
+    async fn drain(
+        &self,
+        task: &mut dyn SourceTask,
+        st: &mut RunState,
+    ) -> Result<(), ConnectorError> {
         while let Some((ids, result)) = st.in_flight.next().await {
             result?;
             ids.into_iter().for_each(|id| st.tracker.ack(id));

@@ -76,8 +76,12 @@ pub fn connector_state(target: TargetState, tasks: &[TaskStatus]) -> State {
         _ if tasks.iter().any(|t| t.state == State::Failed) => State::Failed,
         TargetState::Paused => State::Paused,
         TargetState::Running if tasks.is_empty() => State::Unassigned,
-        TargetState::Running if tasks.iter().all(|t| t.state == State::Unassigned) => State::Unassigned,
-        TargetState::Running if tasks.iter().any(|t| t.state == State::Restarting) => State::Restarting,
+        TargetState::Running if tasks.iter().all(|t| t.state == State::Unassigned) => {
+            State::Unassigned
+        }
+        TargetState::Running if tasks.iter().any(|t| t.state == State::Restarting) => {
+            State::Restarting
+        }
         TargetState::Running => State::Running,
     }
 }
@@ -98,11 +102,26 @@ mod tests {
 
     #[test]
     fn failed_task_makes_connector_failed() {
-        assert_eq!(connector_state(TargetState::Running, &[task(State::Running), task(State::Failed)]), State::Failed);
-        assert_eq!(connector_state(TargetState::Running, &[task(State::Running)]), State::Running);
-        assert_eq!(connector_state(TargetState::Paused, &[task(State::Paused)]), State::Paused);
+        assert_eq!(
+            connector_state(
+                TargetState::Running,
+                &[task(State::Running), task(State::Failed)]
+            ),
+            State::Failed
+        );
+        assert_eq!(
+            connector_state(TargetState::Running, &[task(State::Running)]),
+            State::Running
+        );
+        assert_eq!(
+            connector_state(TargetState::Paused, &[task(State::Paused)]),
+            State::Paused
+        );
         assert_eq!(connector_state(TargetState::Stopped, &[]), State::Stopped);
-        assert_eq!(connector_state(TargetState::Running, &[task(State::Restarting)]), State::Restarting);
+        assert_eq!(
+            connector_state(TargetState::Running, &[task(State::Restarting)]),
+            State::Restarting
+        );
     }
 
     #[test]

@@ -1,0 +1,372 @@
+//! Command-line interface.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tributary_runtime::config::{ConfigErrors, WorkerConfig, parse_connector_document};
+use tributary_runtime::log::{EmbeddedLog, ReadCursor};
+use tributary_runtime::registry::Registry;
+use tributary_runtime::worker::Worker;
+
+#[derive(Parser)]
+#[command(
+    name = "tributary",
+    version,
+    about = "Change-data-capture connector runtime: Kafka Connect + Debezium as one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a worker: load connectors and stream until SIGTERM/SIGINT.
+    Run {
+        /// Worker config file (YAML or JSON). Without it: embedded log, data in ./data.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the config file).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Directory of connector configs (YAML/JSON) to load.
+        #[arg(long)]
+        connectors_dir: Option<PathBuf>,
+        /// REST port on 127.0.0.1 (overrides the config file).
+        #[arg(long)]
+        rest_port: Option<u16>,
+    },
+    /// Validate connector or worker config files (or directories of them) without running.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Inspect topics of the embedded log.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+        /// Data directory of the worker.
+        #[arg(long, global = true, default_value = "data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// List topics with partitions, offsets and sizes.
+    List,
+    /// Print records as JSON lines.
+    Consume {
+        topic: String,
+        /// Start at the earliest offset (default: only records that arrive from now on).
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop after this many records.
+        #[arg(long)]
+        max: Option<u64>,
+        /// Exit when the end of the topic is reached instead of waiting for more.
+        #[arg(long)]
+        no_follow: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run {
+                config,
+                data_dir,
+                connectors_dir,
+                rest_port,
+            } => run(config, data_dir, connectors_dir, rest_port).await,
+            Command::Validate { files } => validate(&files),
+            Command::Topics { command, data_dir } => topics(command, &data_dir).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The registry of every connector this binary ships.
+pub fn registry() -> Registry {
+    Registry::with_builtins()
+}
+
+fn print_config_errors(origin: &str, errors: &ConfigErrors) {
+    for e in &errors.0 {
+        eprintln!("{origin}: {}: {}", e.field, e.message);
+    }
+}
+
+async fn run(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    connectors_dir: Option<PathBuf>,
+    rest_port: Option<u16>,
+) -> Result<ExitCode> {
+    let mut worker_config = match &config {
+        Some(path) => match WorkerConfig::load(path) {
+            Ok(c) => c,
+            Err(errors) => {
+                print_config_errors(&path.display().to_string(), &errors);
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => WorkerConfig::default(),
+    };
+    if let Some(dir) = data_dir {
+        worker_config.data_dir = dir;
+    }
+    if let Some(dir) = connectors_dir {
+        worker_config.connectors_dir = Some(dir);
+    }
+    if let Some(port) = rest_port {
+        worker_config.rest.listen = format!("127.0.0.1:{port}");
+    }
+    // Bad connector files are rejected before anything starts.
+    if let Some(dir) = &worker_config.connectors_dir
+        && let Err(code) = validate_dir_or_file(dir)
+    {
+        return Ok(code);
+    }
+    tracing::info!(data_dir = %worker_config.data_dir.display(), version = tributary_runtime::VERSION, "starting worker");
+    let worker = match Worker::start(worker_config, registry()).await {
+        Ok(w) => w,
+        Err(tributary_runtime::worker::WorkerError::InvalidConfig(errors)) => {
+            print_config_errors("connector", &errors);
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("worker failed to start")),
+    };
+    wait_for_signal().await?;
+    tracing::info!("shutting down: draining tasks and committing offsets");
+    worker.shutdown().await;
+    tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn validate(files: &[PathBuf]) -> Result<ExitCode> {
+    let mut failed = false;
+    for file in files {
+        if validate_dir_or_file(file).is_err() {
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Validates a file or every config file in a directory; prints each error with its file.
+fn validate_dir_or_file(path: &Path) -> Result<(), ExitCode> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = match std::fs::read_dir(path) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension()
+                        .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+                })
+                .collect(),
+            Err(e) => {
+                eprintln!("{}: cannot read directory: {e}", path.display());
+                return Err(ExitCode::FAILURE);
+            }
+        };
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let registry = registry();
+    let mut ok = true;
+    for file in files {
+        let origin = file.display().to_string();
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{origin}: cannot read: {e}");
+                ok = false;
+                continue;
+            }
+        };
+        let result = if looks_like_worker_config(&text) {
+            WorkerConfig::parse(&text, file.extension().is_some_and(|e| e == "json")).map(|_| ())
+        } else {
+            parse_connector_document(&text, &file).and_then(|c| registry.validate(&c).map(|_| ()))
+        };
+        match result {
+            Ok(()) => println!("{origin}: ok"),
+            Err(errors) => {
+                print_config_errors(&origin, &errors);
+                ok = false;
+            }
+        }
+    }
+    if ok { Ok(()) } else { Err(ExitCode::FAILURE) }
+}
+
+/// Worker configs have `data_dir` or `storage`; connector documents have a connector class.
+fn looks_like_worker_config(text: &str) -> bool {
+    !text.contains("connector.class")
+        && !text.contains("\"config\"")
+        && (text.contains("data_dir") || text.contains("storage"))
+}
+
+async fn topics(command: TopicsCommand, data_dir: &Path) -> Result<ExitCode> {
+    let log_dir = data_dir.join("log");
+    if !log_dir.join("topics").is_dir() {
+        bail!(
+            "no embedded log in {} (pass --data-dir of a worker)",
+            data_dir.display()
+        );
+    }
+    match command {
+        TopicsCommand::List => {
+            let log =
+                EmbeddedLog::open_read_only(&log_dir).context("cannot open the embedded log")?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<48} {:>9} {:>14} {:>14} {:>12}",
+                "TOPIC", "PARTITION", "START", "END", "BYTES"
+            )?;
+            for topic in log.topics() {
+                for p in &topic.partitions {
+                    writeln!(
+                        out,
+                        "{:<48} {:>9} {:>14} {:>14} {:>12}",
+                        topic.name,
+                        p.id,
+                        p.log_start(),
+                        p.high_watermark(),
+                        p.size_bytes()
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TopicsCommand::Consume {
+            topic,
+            from_beginning,
+            max,
+            no_follow,
+        } => consume(&log_dir, &topic, from_beginning, max, no_follow).await,
+    }
+}
+
+async fn consume(
+    log_dir: &Path,
+    topic: &str,
+    from_beginning: bool,
+    max: Option<u64>,
+    no_follow: bool,
+) -> Result<ExitCode> {
+    let mut printed = 0u64;
+    let mut cursors: Vec<Option<ReadCursor>> = Vec::new();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    loop {
+        // Read-only view: re-opened on each round to see what the running worker appended.
+        let log = EmbeddedLog::open_read_only(log_dir).context("cannot open the embedded log")?;
+        let Some(t) = log.topic(topic) else {
+            bail!("topic {topic} does not exist (see `tributary topics list`)");
+        };
+        cursors.resize(t.partitions.len(), None);
+        let mut got = 0;
+        for p in &t.partitions {
+            let slot = &mut cursors[p.id as usize];
+            let cursor = slot.get_or_insert_with(|| {
+                ReadCursor::at(if from_beginning {
+                    p.log_start()
+                } else {
+                    p.high_watermark()
+                })
+            });
+            loop {
+                let (records, next) = p.read(*cursor, 1000, 4 << 20).context("read failed")?;
+                *cursor = next;
+                if records.is_empty() {
+                    break;
+                }
+                for (offset, r) in records {
+                    let line = serde_json::json!({
+                        "topic": topic,
+                        "partition": p.id,
+                        "offset": offset,
+                        "timestamp": r.timestamp_ms,
+                        "key": json_or_text(r.key.as_deref()),
+                        "value": json_or_text(r.value.as_deref()),
+                        "headers": r.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(String::from_utf8_lossy(v).into_owned()))).collect::<serde_json::Map<_, _>>(),
+                    });
+                    writeln!(stdout, "{line}")?;
+                    printed += 1;
+                    got += 1;
+                    if max.is_some_and(|m| printed >= m) {
+                        stdout.flush()?;
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+            }
+        }
+        stdout.flush()?;
+        if no_follow && got == 0 {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if got == 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+fn json_or_text(bytes: Option<&[u8]>) -> serde_json::Value {
+    match bytes {
+        None => serde_json::Value::Null,
+        Some(b) => serde_json::from_slice(b)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into_owned())),
+    }
+}
