@@ -1,7 +1,7 @@
 //! Embedded log throughput: appends of 300-byte records (fsync with group commit) and
 //! sequential reads, on this machine's disk. Prints records/s, MB/s and peak RSS.
 //!
-//!     cargo bench --bench log [-- --records N --batch N]
+//!     cargo bench -p tributary-runtime --bench log [-- --records N --batch N]
 //!
 //! Not a test: nothing here asserts a time.
 
@@ -47,7 +47,7 @@ fn main() {
         ("append, fsync never", FsyncPolicy::Never),
     ] {
         let dir = tempfile::tempdir_in(
-            std::env::var("TRIB_BENCH_DIR").unwrap_or_else(|_| "target".into()),
+            std::env::var("TRIB_BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
         )
         .expect("tempdir");
         let log = EmbeddedLog::open(
