@@ -133,7 +133,8 @@ impl RecordEncoder {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Wall-clock time in ms since the epoch.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
