@@ -74,6 +74,26 @@ ensure_port_free() {
     fi
 }
 
+# pick_port SERVICE DEFAULT VAR: the port to start SERVICE on. An explicit $VAR must be free
+# (else fail clearly); otherwise the saved or default port, or the next free one after it
+# when another checkout on this machine (a CI clone, say) already runs its servers there.
+pick_port() {
+    local service=$1 default=$2 var=$3 explicit=${!3:-} p
+    if [[ -n $explicit ]]; then
+        ensure_port_free "$service" "$explicit" "$var"
+        echo "$explicit"
+        return
+    fi
+    for ((p = default; p < default + 50; p++)); do
+        if ! port_open "$p"; then
+            [[ $p == "$default" ]] || log "$service: 127.0.0.1:$default is taken; using $p"
+            echo "$p"
+            return
+        fi
+    done
+    die "$service: no free port in $default..$((default + 49)); set $var to a free port"
+}
+
 # wait_ready SERVICE LOG PIDFILE MARKER CMD...: poll CMD until it succeeds; fail with the log
 # tail if the process dies or START_TIMEOUT passes.
 wait_ready() {
@@ -156,8 +176,7 @@ mariadb_template() {
 mariadb_up() {
     if mariadb_pid >/dev/null; then return 0; fi
     command -v mariadbd >/dev/null || die "mariadbd not found; run scripts/install-tools.sh"
-    local port; port="${TRIB_MARIADB_PORT:-$(saved_port mariadb 13306)}"
-    ensure_port_free mariadb "$port" TRIB_MARIADB_PORT
+    local port; port="$(pick_port mariadb "$(saved_port mariadb 13306)" TRIB_MARIADB_PORT)"
     mkdir -p "$MDB_DIR/tmp"
     if [[ ! -d $MDB_DATA/mysql ]]; then
         local template; template="$(mariadb_template)"
@@ -221,8 +240,7 @@ pg_up() {
     if pg_pid >/dev/null; then return 0; fi
     require_bin "$PG_BINDIR/postgres"
     [[ $EUID -ne 0 ]] || id postgres >/dev/null 2>&1 || die "OS user postgres missing; run scripts/install-tools.sh"
-    port="${TRIB_PG_PORT:-$(saved_port pg 15432)}"
-    ensure_port_free postgres "$port" TRIB_PG_PORT
+    port="$(pick_port postgres "$(saved_port pg 15432)" TRIB_PG_PORT)"
     mkdir -p "$dir"
     [[ $EUID -ne 0 ]] || chown postgres: "$dir"
     [[ $dir == "$STATE/pg" ]] || ln -sfn "$dir" "$STATE/pg"
@@ -295,8 +313,7 @@ kafka_pid() { local p; p="$(pid_from "$KAFKA_PIDFILE")"; is_ours "$p" "$KAFKA_DI
 kafka_up() {
     if kafka_pid >/dev/null; then return 0; fi
     require_bin "$TANSU_BIN"
-    local port; port="${TRIB_KAFKA_PORT:-$(saved_port kafka 19092)}"
-    ensure_port_free kafka "$port" TRIB_KAFKA_PORT
+    local port; port="$(pick_port kafka "$(saved_port kafka 19092)" TRIB_KAFKA_PORT)"
     mkdir -p "$KAFKA_DIR"
     echo "$port" >"$STATE/kafka.port"
     # The memory engine: tansu's SQLite engine is buggy. Topics vanish on restart.
@@ -329,8 +346,7 @@ s3_pid() { local p; p="$(pid_from "$S3_PIDFILE")"; is_ours "$p" "$S3_DIR" && ech
 s3_up() {
     if s3_pid >/dev/null; then return 0; fi
     require_bin "$S3S_BIN"
-    local port; port="${TRIB_S3_PORT:-$(saved_port s3 19000)}"
-    ensure_port_free s3 "$port" TRIB_S3_PORT
+    local port; port="$(pick_port s3 "$(saved_port s3 19000)" TRIB_S3_PORT)"
     mkdir -p "$S3_DIR/data"
     echo "$port" >"$STATE/s3.port"
     launch "$S3_PIDFILE" "$S3_LOG" "$S3_DIR" "$S3S_BIN" \
