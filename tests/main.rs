@@ -1,6 +1,7 @@
 //! End-to-end tests of the `tributary` binary and of the real-server test environment.
 //! One test binary (one link) with a module per area.
 
+mod configs;
 mod crash;
 mod env_smoke;
 mod support;

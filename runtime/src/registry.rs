@@ -6,7 +6,8 @@ use std::sync::Arc;
 use regex::Regex;
 
 use crate::config::{
-    ConfigDef, ConfigErrors, ConnectorConfig, FieldType, Parsed, did_you_mean, interpolate,
+    ConfigDef, ConfigErrors, ConnectorConfig, FieldType, Parsed, RawConfig, did_you_mean,
+    interpolate,
 };
 use crate::connector::{Connector, ConnectorKind, Plugin};
 use crate::converter::RecordEncoder;
@@ -139,14 +140,23 @@ impl Registry {
             ));
         };
         let def = Self::config_def(plugin.as_ref());
-        let parsed = def.parse(&raw)?;
+        // Checks that need only the raw keys run first, so their errors are reported together
+        // with the field errors of the parse.
         let mut errors = ConfigErrors::default();
-        check_common(&parsed, &mut errors);
         let topics = if plugin.kind() == ConnectorKind::Sink {
-            sink_topics(&parsed, &mut errors)
+            sink_topics(&raw, &mut errors)
         } else {
             None
         };
+        let parsed = match def.parse(&raw) {
+            Ok(parsed) => parsed,
+            Err(parse_errors) => {
+                let mut all = parse_errors;
+                all.0.extend(errors.0);
+                return Err(all);
+            }
+        };
+        check_common(&parsed, &mut errors);
         let connector = match plugin.validate(&config.name, &parsed) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -213,14 +223,26 @@ fn check_common(parsed: &Parsed, errors: &mut ConfigErrors) {
     }
 }
 
-fn sink_topics(parsed: &Parsed, errors: &mut ConfigErrors) -> Option<TopicSelector> {
-    match (parsed.is_set("topics"), parsed.str("topics.regex")) {
+fn sink_topics(raw: &RawConfig, errors: &mut ConfigErrors) -> Option<TopicSelector> {
+    let topics = raw.get("topics");
+    match (
+        topics.is_some(),
+        raw.get("topics.regex").map(String::as_str),
+    ) {
         (true, Some(_)) => {
             errors.push("topics", "set either topics or topics.regex, not both");
             None
         }
         (true, None) => {
-            let names = parsed.list("topics");
+            let names: Vec<String> = topics
+                .map(|t| {
+                    t.split(',')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
             if names.is_empty() {
                 errors.push("topics", "must name at least one topic");
                 return None;

@@ -201,7 +201,7 @@ fn interpolate_value(value: &str) -> Result<String, String> {
         let after = &rest[start + 2..];
         let end = after
             .find('}')
-            .ok_or_else(|| format!("unterminated placeholder in {value:?}"))?;
+            .ok_or_else(|| "unterminated ${...} placeholder (missing '}')".to_owned())?;
         out.push_str(&resolve(&after[..end])?);
         rest = &after[end + 1..];
     }
