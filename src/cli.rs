@@ -3,14 +3,20 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use tributary_runtime::config::{ConfigErrors, WorkerConfig, parse_connector_document};
 use tributary_runtime::log::{EmbeddedLog, ReadCursor};
 use tributary_runtime::registry::Registry;
+use tributary_runtime::rest::gitops::{DirectoryReconciler, OnRemoved};
+use tributary_runtime::rest::loggers::ReloadableLevels;
+use tributary_runtime::rest::{Authenticator, Listener, RestState, ServeError};
 use tributary_runtime::worker::Worker;
+
+use crate::client;
 
 #[derive(Parser)]
 #[command(
@@ -36,10 +42,21 @@ enum Command {
         /// Directory of connector configs (YAML/JSON) to load.
         #[arg(long)]
         connectors_dir: Option<PathBuf>,
-        /// REST port on 127.0.0.1 (overrides the config file).
+        /// REST port (overrides the port of rest.listen; the address stays 127.0.0.1 unless
+        /// the config file says otherwise).
         #[arg(long)]
         rest_port: Option<u16>,
+        /// What happens to a connector when its file is removed from --connectors-dir.
+        #[arg(long, value_enum, default_value = "delete")]
+        on_file_removed: FileRemoved,
     },
+    /// Manage the connectors of a running worker over its REST API.
+    Connectors(client::ConnectorsArgs),
+    /// Show what `apply` would change on a running worker to match a directory of
+    /// connector files (create/update/delete with a config diff); changes nothing.
+    Plan(client::PlanArgs),
+    /// Make a running worker match a directory of connector files.
+    Apply(client::PlanArgs),
     /// Validate connector or worker config files (or directories of them) without running.
     Validate {
         #[arg(required = true)]
@@ -53,6 +70,15 @@ enum Command {
         #[arg(long, global = true, default_value = "data")]
         data_dir: PathBuf,
     },
+}
+
+/// `--on-file-removed`.
+#[derive(Clone, Copy, ValueEnum)]
+enum FileRemoved {
+    /// Delete the connector (its offsets are kept).
+    Delete,
+    /// Stop it and leave it for someone to delete.
+    Stop,
 }
 
 #[derive(Subcommand)]
@@ -76,7 +102,7 @@ enum TopicsCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let levels = init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,7 +120,25 @@ pub fn main() -> ExitCode {
                 data_dir,
                 connectors_dir,
                 rest_port,
-            } => run(config, data_dir, connectors_dir, rest_port).await,
+                on_file_removed,
+            } => {
+                let on_removed = match on_file_removed {
+                    FileRemoved::Delete => OnRemoved::Delete,
+                    FileRemoved::Stop => OnRemoved::Stop,
+                };
+                run(
+                    config,
+                    data_dir,
+                    connectors_dir,
+                    rest_port,
+                    on_removed,
+                    levels,
+                )
+                .await
+            }
+            Command::Connectors(args) => client::connectors(args).await,
+            Command::Plan(args) => client::plan_dir(args).await,
+            Command::Apply(args) => client::apply_dir(args).await,
             Command::Validate { files } => validate(&files),
             Command::Topics { command, data_dir } => topics(command, &data_dir).await,
         }
@@ -108,20 +152,28 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIBUTARY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logs to stderr, filtered by `TRIBUTARY_LOG` (default `info`); the filter can be changed
+/// at runtime through `/admin/loggers` with the returned levels.
+fn init_tracing() -> Arc<ReloadableLevels> {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let spec = std::env::var("TRIBUTARY_LOG").unwrap_or_else(|_| "info".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    tracing_subscriber::registry().with(filter).with(fmt).init();
+    Arc::new(ReloadableLevels::new(&spec, move |f| {
+        handle.reload(f).map_err(|e| e.to_string())
+    }))
 }
 
 /// The registry of every connector this binary ships.
 pub fn registry() -> Registry {
-    Registry::with_builtins()
+    crate::plugins::registry()
 }
 
 fn print_config_errors(origin: &str, errors: &ConfigErrors) {
@@ -135,6 +187,8 @@ async fn run(
     data_dir: Option<PathBuf>,
     connectors_dir: Option<PathBuf>,
     rest_port: Option<u16>,
+    on_removed: OnRemoved,
+    levels: Arc<ReloadableLevels>,
 ) -> Result<ExitCode> {
     let mut worker_config = match &config {
         Some(path) => match WorkerConfig::load(path) {
@@ -153,7 +207,12 @@ async fn run(
         worker_config.connectors_dir = Some(dir);
     }
     if let Some(port) = rest_port {
-        worker_config.rest.listen = format!("127.0.0.1:{port}");
+        let ip = worker_config
+            .rest
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |a| a.ip());
+        worker_config.rest.listen = std::net::SocketAddr::new(ip, port).to_string();
     }
     // Bad connector files are rejected before anything starts.
     if let Some(dir) = &worker_config.connectors_dir
@@ -161,6 +220,27 @@ async fn run(
     {
         return Ok(code);
     }
+    // The listener and its credentials are checked before anything starts.
+    let listener = match Listener::bind(&worker_config.rest) {
+        Ok(l) => l,
+        Err(e @ ServeError::PortBusy { .. }) => {
+            bail!(
+                "{e}; pick another port with --rest-port or rest.listen in the worker config (--config)"
+            )
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("the REST listener cannot start")),
+    };
+    let auth = match &worker_config.rest.auth {
+        Some(auth) => match Authenticator::from_config(auth) {
+            Ok(a) => Some(a),
+            Err(errors) => {
+                print_config_errors("rest.auth", &errors);
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => None,
+    };
+    let rest_dir = worker_config.connectors_dir.clone();
     tracing::info!(data_dir = %worker_config.data_dir.display(), version = tributary_runtime::VERSION, "starting worker");
     let worker = match Worker::start(worker_config, registry()).await {
         Ok(w) => w,
@@ -170,8 +250,47 @@ async fn run(
         }
         Err(e) => return Err(anyhow::Error::new(e).context("worker failed to start")),
     };
-    wait_for_signal().await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut state = RestState::new(worker.clone()).with_loggers(levels);
+    if let Some(auth) = auth {
+        state = state.with_auth(auth);
+    }
+    let reconciling = rest_dir.map(|dir| {
+        let reconciler = Arc::new(DirectoryReconciler::new(worker.clone(), &dir, on_removed));
+        state = state.clone().with_reconciler(reconciler.clone());
+        reconciler.spawn(Duration::from_secs(2), stop_rx.clone())
+    });
+    let scheme = if listener.is_tls() { "https" } else { "http" };
+    if let Some(address) = listener.local_addr() {
+        tracing::info!(url = %format!("{scheme}://{address}"), "REST API ready");
+    }
+    let mut rest_stop = stop_rx.clone();
+    let mut server = tokio::spawn(listener.serve(
+        tributary_runtime::rest::router(state),
+        async move {
+            let _ = rest_stop.wait_for(|stop| *stop).await;
+        },
+    ));
+    tokio::select! {
+        signal = wait_for_signal() => signal?,
+        served = &mut server => {
+            // The server only ends on its own when it fails.
+            worker.shutdown().await;
+            return match served {
+                Ok(Err(e)) => Err(anyhow::Error::new(e)),
+                Ok(Ok(())) => Err(anyhow::anyhow!("the REST server stopped unexpectedly")),
+                Err(e) => Err(anyhow::Error::new(e).context("the REST server task failed")),
+            };
+        }
+    }
     tracing::info!("shutting down: draining tasks and committing offsets");
+    let _ = stop_tx.send(true);
+    if let Some(task) = reconciling {
+        let _ = task.await;
+    }
+    if let Ok(Err(e)) = server.await {
+        tracing::warn!(error = %e, "REST server did not stop cleanly");
+    }
     worker.shutdown().await;
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,8 @@
 //! The `tributary` binary: wires the runtime, the connectors and the CLI together.
 
 mod cli;
+mod client;
+mod plugins;
 
 use std::process::ExitCode;
 

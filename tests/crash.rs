@@ -168,19 +168,29 @@ fn check_after_kill(data: &Path, out: &Path, kill: usize, previous_len: usize) -
     let (lines, complete_len) = sink_lines(out);
     let mut written: BTreeMap<(String, u32), HashSet<u64>> = BTreeMap::new();
     for l in &lines {
-        written.entry((l.topic.clone(), l.partition)).or_default().insert(l.offset);
+        written
+            .entry((l.topic.clone(), l.partition))
+            .or_default()
+            .insert(l.offset);
     }
     for (tp, &next) in &committed {
         let have = written.get(tp).cloned().unwrap_or_default();
         let missing = (0..next).filter(|o| !have.contains(o)).count();
-        assert_eq!(missing, 0, "kill {kill}: {missing} records of {tp:?} below the committed offset {next} are missing from the sink file");
+        assert_eq!(
+            missing, 0,
+            "kill {kill}: {missing} records of {tp:?} below the committed offset {next} are missing from the sink file"
+        );
     }
     // What this incarnation wrote but did not commit: at most the batch it was working on.
     // (Lines left uncommitted by earlier incarnations were counted at their own kill.)
     let uncommitted = lines
         .iter()
         .filter(|l| l.start >= previous_len)
-        .filter(|l| committed.get(&(l.topic.clone(), l.partition)).is_none_or(|&next| l.offset >= next))
+        .filter(|l| {
+            committed
+                .get(&(l.topic.clone(), l.partition))
+                .is_none_or(|&next| l.offset >= next)
+        })
         .count() as u64;
     assert!(
         uncommitted <= SINK_BATCH,

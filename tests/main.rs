@@ -4,4 +4,5 @@
 mod configs;
 mod crash;
 mod env_smoke;
+mod rest;
 mod support;

@@ -18,6 +18,7 @@ pub mod partitioner;
 pub mod progress;
 pub mod record;
 pub mod registry;
+pub mod rest;
 pub mod storage;
 pub mod worker;
 

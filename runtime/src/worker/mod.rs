@@ -6,6 +6,7 @@
 //! configs and target states persist in `<data_dir>/connectors/`, so a restarted worker
 //! resumes everything; offsets persist in `<data_dir>/offsets/`.
 
+pub mod admin;
 mod sink;
 mod source;
 pub mod state;
@@ -93,6 +94,8 @@ pub struct Worker {
     offsets: Arc<dyn OffsetStore>,
     connectors_dir: PathBuf,
     connectors: tokio::sync::Mutex<BTreeMap<String, ConnectorEntry>>,
+    /// Topics each connector used (REST `/connectors/{name}/topics`).
+    active_topics: Arc<admin::ActiveTopics>,
 }
 
 impl Worker {
@@ -126,6 +129,7 @@ impl Worker {
             worker_id,
             connectors_dir,
             connectors: tokio::sync::Mutex::new(BTreeMap::new()),
+            active_topics: Arc::default(),
             config,
         });
         worker.resume_persisted().await?;
@@ -358,7 +362,7 @@ impl Worker {
                     )
                     .unwrap_or_else(|_| unreachable!("empty converter config is valid"))
                 }),
-                store: self.store.clone(),
+                store: self.active_topics.store_for(name, self.store.clone()),
                 offsets: self.offsets.clone(),
                 progress,
                 commit_interval,
@@ -372,7 +376,7 @@ impl Worker {
                     .topics
                     .clone()
                     .unwrap_or(crate::storage::TopicSelector::Names(Vec::new())),
-                store: self.store.clone(),
+                store: self.active_topics.store_for(name, self.store.clone()),
                 progress,
                 commit_interval,
             })),
@@ -492,6 +496,18 @@ impl Worker {
                     .lock()
                     .map(|s| s.clone())
                     .unwrap_or_else(|p| p.into_inner().clone())
+            })
+            .map(|mut t| {
+                // A runner pauses and resumes in place; the supervisor records only the state
+                // it started in, so the target decides between RUNNING and PAUSED.
+                if matches!(t.state, State::Running | State::Paused) {
+                    t.state = if entry.target == TargetState::Paused {
+                        State::Paused
+                    } else {
+                        State::Running
+                    };
+                }
+                t
             })
             .collect();
         let state = connector_state(entry.target, &tasks);

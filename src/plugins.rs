@@ -1,0 +1,9 @@
+//! Every connector this binary ships, by `connector.class`.
+
+use tributary_runtime::registry::Registry;
+
+/// The registry of built-in and connector-crate plugins.
+pub fn registry() -> Registry {
+    // Connector crates add one `registry.register(...)` line here each.
+    Registry::with_builtins()
+}
