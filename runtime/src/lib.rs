@@ -12,6 +12,7 @@ pub mod converter;
 pub mod durable_file;
 pub mod error;
 pub mod log;
+pub mod metrics;
 pub mod model;
 pub mod offsets;
 pub mod partitioner;

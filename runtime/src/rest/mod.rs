@@ -182,6 +182,7 @@ pub fn router(state: RestState) -> Router {
         ));
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -201,6 +202,14 @@ async fn root(State(state): State<RestState>) -> Json<serde_json::Value> {
 async fn health(State(state): State<RestState>) -> Json<serde_json::Value> {
     let connectors = state.worker.list().await;
     Json(json!({"status": "UP", "version": crate::VERSION, "connectors": connectors.len()}))
+}
+
+/// Prometheus scrape endpoint; open like `/health` (scrapers rarely carry credentials).
+async fn metrics(State(state): State<RestState>) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        crate::metrics::render(&state.worker).await,
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -22,6 +22,13 @@ pub const ENDPOINTS: &[(&str, &str, &str, u16, Option<&str>)] = &[
     ),
     (
         "get",
+        "/metrics",
+        "Prometheus metrics (text format; never requires authentication)",
+        200,
+        None,
+    ),
+    (
+        "get",
         "/connectors",
         "Connector names; ?expand=status and/or ?expand=info for details",
         200,
