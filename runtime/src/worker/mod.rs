@@ -10,6 +10,8 @@ pub mod admin;
 mod sink;
 mod source;
 pub mod state;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
