@@ -26,5 +26,7 @@ PG_BINDIR="/usr/lib/postgresql/$PG_MAJOR/bin"
 
 # Python venv (sees system site-packages) for confluent-kafka, fastavro, pyarrow, boto3.
 PY_VENV="$TRIB_CACHE/python-venv"
-PY_PACKAGES=(confluent-kafka fastavro pyarrow boto3)
-PY_MODULES=(confluent_kafka fastavro pyarrow boto3)
+# confluent-kafka[schemaregistry] cannot be installed from the mirror (it pins a newer certifi
+# than PyPI has here), so its schema-registry dependencies are listed one by one.
+PY_PACKAGES=(confluent-kafka fastavro pyarrow boto3 authlib httpx cachetools)
+PY_MODULES=(confluent_kafka fastavro pyarrow boto3 authlib httpx cachetools confluent_kafka.schema_registry)

@@ -5,5 +5,7 @@ use tributary_runtime::registry::Registry;
 /// The registry of built-in and connector-crate plugins.
 pub fn registry() -> Registry {
     // Connector crates add one `registry.register(...)` line here each.
-    Registry::with_builtins()
+    let mut registry = Registry::with_builtins();
+    registry.register(std::sync::Arc::new(tributary_postgres::PostgresPlugin));
+    registry
 }

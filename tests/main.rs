@@ -2,6 +2,7 @@
 //! One test binary (one link) with a module per area.
 
 mod configs;
+mod converters;
 mod crash;
 mod env_smoke;
 mod rest;

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod record;
 pub mod registry;
 pub mod rest;
+pub mod schema_registry;
 pub mod storage;
 pub mod worker;
 

@@ -121,6 +121,18 @@ impl Serialize for ValueJson<'_> {
             Value::Int(n) => s.serialize_i64(*n),
             Value::UInt(n) => s.serialize_u64(*n),
             Value::Decimal(d) => match modes.decimal {
+                // io.debezium.data.VariableScaleDecimal (Postgres `numeric` without precision).
+                DecimalMode::Precise
+                    if matches!(
+                        self.column.data_type,
+                        DataType::Decimal { precision: 0, .. }
+                    ) =>
+                {
+                    let mut map = s.serialize_map(Some(2))?;
+                    map.serialize_entry("scale", &d.scale())?;
+                    map.serialize_entry("value", &BASE64.encode(d.unscaled_be_bytes()))?;
+                    map.end()
+                }
                 DecimalMode::Precise => s.serialize_str(&BASE64.encode(d.unscaled_be_bytes())),
                 DecimalMode::Double => s.serialize_f64(d.to_f64()),
                 DecimalMode::String => s.collect_str(d),
@@ -128,6 +140,13 @@ impl Serialize for ValueJson<'_> {
             Value::Float32(f) => float(s, f64::from(*f)),
             Value::Float64(f) => float(s, *f),
             Value::Text(t) | Value::Json(t) | Value::Enum(t) => s.serialize_str(t),
+            // io.debezium.data.geometry.Geometry: WKB and SRID (unknown to the sources).
+            Value::Bytes(b) if self.column.data_type == DataType::Geometry => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("wkb", &BASE64.encode(b))?;
+                map.serialize_entry("srid", &None::<i32>)?;
+                map.end()
+            }
             Value::Bytes(b) => match modes.binary {
                 BinaryMode::Bytes | BinaryMode::Base64 => s.serialize_str(&BASE64.encode(b)),
                 BinaryMode::Hex => s.serialize_str(&hex(b)),
@@ -408,6 +427,39 @@ mod tests {
                 "ts_ms": 9,
                 "ts_us": 9000
             })
+        );
+    }
+
+    #[test]
+    fn numeric_without_precision_is_a_variable_scale_decimal() {
+        let table = TableSchema {
+            id: TableId::new("public", "n"),
+            version: 1,
+            columns: vec![Column::new(
+                "n",
+                DataType::Decimal {
+                    precision: 0,
+                    scale: 0,
+                },
+                "numeric",
+            )],
+            key: vec![],
+        };
+        let row = Row(vec![Value::Decimal(
+            Decimal::parse("-1.5").expect("decimal"),
+        )]);
+        let modes = ValueModes::default();
+        let json = serde_json::to_value(RowJson {
+            table: &table,
+            row: &row,
+            modes: &modes,
+            columns: None,
+        })
+        .expect("json");
+        // -15 = 0xf1, scale 1.
+        assert_eq!(
+            json,
+            serde_json::json!({"n": {"scale": 1, "value": "8Q=="}})
         );
     }
 

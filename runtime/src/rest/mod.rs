@@ -207,7 +207,10 @@ async fn health(State(state): State<RestState>) -> Json<serde_json::Value> {
 /// Prometheus scrape endpoint; open like `/health` (scrapers rarely carry credentials).
 async fn metrics(State(state): State<RestState>) -> impl axum::response::IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         crate::metrics::render(&state.worker).await,
     )
 }

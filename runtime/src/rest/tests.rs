@@ -1892,28 +1892,55 @@ fn request_parsing_never_panics() {
 }
 
 async fn get_text(app: &Router, uri: &str) -> (StatusCode, String) {
-    let request = Request::builder().uri(uri).body(Body::empty()).expect("request");
+    let request = Request::builder()
+        .uri(uri)
+        .body(Body::empty())
+        .expect("request");
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[tokio::test]
 async fn metrics_report_task_counters_and_log_partitions() {
     let h = harness().await;
-    let r = send(&h.app, "POST", "/connectors", Some(datagen("metered", "mtr", 50))).await;
+    let r = send(
+        &h.app,
+        "POST",
+        "/connectors",
+        Some(datagen("metered", "mtr", 50)),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let text = eventually("50 records in the metrics", || async {
         let (status, text) = get_text(&h.app, "/metrics").await;
         assert_eq!(status, StatusCode::OK);
-        text.contains("tributary_task_records_total{connector=\"metered\",task=\"0\",type=\"source\"} 50")
-            .then_some(text)
+        text.contains(
+            "tributary_task_records_total{connector=\"metered\",task=\"0\",type=\"source\"} 50",
+        )
+        .then_some(text)
     })
     .await;
-    assert!(text.contains("# TYPE tributary_task_records_total counter"), "{text}");
-    assert!(text.contains("tributary_task_state{connector=\"metered\",task=\"0\",state=\"RUNNING\"} 1"), "{text}");
-    assert!(text.contains("tributary_log_partition_end_offset{topic=\"mtr.orders\",partition=\"0\"} 50"), "{text}");
+    assert!(
+        text.contains("# TYPE tributary_task_records_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tributary_task_state{connector=\"metered\",task=\"0\",state=\"RUNNING\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "tributary_log_partition_end_offset{topic=\"mtr.orders\",partition=\"0\"} 50"
+        ),
+        "{text}"
+    );
     assert!(text.contains("tributary_connectors 1"), "{text}");
     assert!(text.contains("process_resident_memory_bytes "), "{text}");
 }

@@ -142,7 +142,7 @@ impl SourceRun {
                     n
                 }
             };
-            let encoded = self.encoder.encode(&record, &mut st.buf)?;
+            let encoded = self.encoder.encode(&record, &mut st.buf).await?;
             if let crate::record::Payload::Change(event) = &record.payload {
                 last_ts = Some(event.source.ts_ms);
             }
