@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use tributary_runtime::config::{ConfigErrors, WorkerConfig, parse_connector_document};
+use tributary_runtime::config::{
+    ConfigErrors, StorageConfig, WorkerConfig, parse_connector_document,
+};
+use tributary_runtime::kafka::KafkaStorageConfig;
 use tributary_runtime::log::{EmbeddedLog, ReadCursor};
 use tributary_runtime::registry::Registry;
 use tributary_runtime::rest::gitops::{DirectoryReconciler, OnRemoved};
@@ -62,13 +65,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Inspect topics of the embedded log.
+    /// Inspect topics of the embedded log (or of Kafka, with a Kafka worker `--config`).
     Topics {
         #[command(subcommand)]
         command: TopicsCommand,
         /// Data directory of the worker.
         #[arg(long, global = true, default_value = "data")]
         data_dir: PathBuf,
+        /// Worker config file; with `storage.type: kafka` the topics are read from Kafka.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -140,7 +146,14 @@ pub fn main() -> ExitCode {
             Command::Plan(args) => client::plan_dir(args).await,
             Command::Apply(args) => client::apply_dir(args).await,
             Command::Validate { files } => validate(&files),
-            Command::Topics { command, data_dir } => topics(command, &data_dir).await,
+            Command::Topics {
+                command,
+                data_dir,
+                config,
+            } => match kafka_storage(config.as_deref())? {
+                Some(kafka) => kafka_topics(command, kafka).await,
+                None => topics(command, &data_dir).await,
+            },
         }
     });
     match result {
@@ -377,6 +390,87 @@ fn looks_like_worker_config(text: &str) -> bool {
         && (text.contains("data_dir") || text.contains("storage"))
 }
 
+/// The Kafka storage of a worker config file, if it has one.
+fn kafka_storage(config: Option<&Path>) -> Result<Option<KafkaStorageConfig>> {
+    let Some(path) = config else { return Ok(None) };
+    let worker =
+        WorkerConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(match worker.storage {
+        StorageConfig::Kafka(kafka) => Some(kafka),
+        StorageConfig::Embedded { .. } => None,
+    })
+}
+
+/// `topics list|consume` against Kafka.
+async fn kafka_topics(command: TopicsCommand, kafka: KafkaStorageConfig) -> Result<ExitCode> {
+    tokio::task::spawn_blocking(move || -> Result<ExitCode> {
+        match command {
+            TopicsCommand::List => {
+                let topics = tributary_runtime::kafka::inspect::list(&kafka)?;
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "{:<48} {:>9} {:>14} {:>14} {:>12}",
+                    "TOPIC", "PARTITION", "START", "END", "BYTES"
+                )?;
+                for topic in topics {
+                    for p in &topic.partitions {
+                        writeln!(
+                            out,
+                            "{:<48} {:>9} {:>14} {:>14} {:>12}",
+                            topic.name, p.partition, p.log_start_offset, p.high_watermark, "-"
+                        )?;
+                    }
+                }
+            }
+            TopicsCommand::Consume {
+                topic,
+                from_beginning,
+                max,
+                no_follow,
+            } => {
+                let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+                tributary_runtime::kafka::inspect::consume(
+                    &kafka,
+                    &topic,
+                    from_beginning,
+                    max,
+                    no_follow,
+                    |r| {
+                        let line = record_line(&topic, r.partition, r.offset, &r.record);
+                        writeln!(stdout, "{line}")?;
+                        if max.is_none() {
+                            stdout.flush()?;
+                        }
+                        Ok(())
+                    },
+                )?;
+                stdout.flush()?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+    .await?
+}
+
+/// One consumed record as a JSON line.
+fn record_line(
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    r: &tributary_runtime::record::TopicRecord,
+) -> serde_json::Value {
+    serde_json::json!({
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp": r.timestamp_ms,
+        "key": json_or_text(r.key.as_deref()),
+        "value": json_or_text(r.value.as_deref()),
+        "headers": r.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(String::from_utf8_lossy(v).into_owned()))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
 async fn topics(command: TopicsCommand, data_dir: &Path) -> Result<ExitCode> {
     let log_dir = data_dir.join("log");
     if !log_dir.join("topics").is_dir() {
@@ -453,15 +547,7 @@ async fn consume(
                     break;
                 }
                 for (offset, r) in records {
-                    let line = serde_json::json!({
-                        "topic": topic,
-                        "partition": p.id,
-                        "offset": offset,
-                        "timestamp": r.timestamp_ms,
-                        "key": json_or_text(r.key.as_deref()),
-                        "value": json_or_text(r.value.as_deref()),
-                        "headers": r.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(String::from_utf8_lossy(v).into_owned()))).collect::<serde_json::Map<_, _>>(),
-                    });
+                    let line = record_line(topic, p.id, offset, &r);
                     writeln!(stdout, "{line}")?;
                     printed += 1;
                     got += 1;

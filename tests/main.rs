@@ -5,5 +5,6 @@ mod configs;
 mod converters;
 mod crash;
 mod env_smoke;
+mod kafka;
 mod rest;
 mod support;

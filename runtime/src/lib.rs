@@ -11,6 +11,7 @@ pub mod connectors;
 pub mod converter;
 pub mod durable_file;
 pub mod error;
+pub mod kafka;
 pub mod log;
 pub mod metrics;
 pub mod model;

@@ -25,6 +25,7 @@ pub fn common_config_def() -> ConfigDef {
         .maybe("transforms", FieldType::List, "Single message transforms (not supported yet).")
         .prefix("transforms.")
         .optional("errors.tolerance", FieldType::Enum { values: &["none", "all"] }, "none", "Whether bad records fail the task (none) or are skipped to the dead-letter topic (all).")
+        .optional("exactly.once.support", FieldType::Enum { values: &["requested", "required", "disabled"] }, "requested", "Exactly-once source delivery (KIP-618): requested or disabled run at-least-once; required is not supported yet.")
         .ignore("errors.", "error handling beyond errors.tolerance=none arrives with dead-letter topics")
         .ignore("header.converter", "headers are passed through as bytes")
         .ignore("config.action.reload", "configs reload through the REST API and the connectors directory")
@@ -209,6 +210,12 @@ impl Registry {
 }
 
 fn check_common(parsed: &Parsed, errors: &mut ConfigErrors) {
+    if parsed.str("exactly.once.support") == Some("required") {
+        errors.push(
+            "exactly.once.support",
+            "\"required\" is not supported yet: exactly-once source delivery needs Kafka transactions, and no broker installable here supports them; use \"requested\" (at-least-once, duplicates possible after a crash)",
+        );
+    }
     if !parsed.list("transforms").is_empty() {
         errors.push(
             "transforms",

@@ -16,6 +16,9 @@ pub enum StorageConfig {
         #[serde(default)]
         log: LogConfig,
     },
+    /// A Kafka cluster: topics, sink consumer groups (`connect-<name>`) and source offsets
+    /// (compacted `offset.storage.topic`) live there.
+    Kafka(crate::kafka::KafkaStorageConfig),
 }
 
 impl Default for StorageConfig {
@@ -186,15 +189,19 @@ impl WorkerConfig {
 
     fn validate(self) -> Result<Self, ConfigErrors> {
         let mut errors = ConfigErrors::default();
-        let StorageConfig::Embedded { log } = &self.storage;
-        if log.segment_bytes < 4096 {
-            errors.push(
-                "storage.log.segment_bytes",
-                format!("must be at least 4096, got {}", log.segment_bytes),
-            );
-        }
-        if log.default_partitions == 0 {
-            errors.push("storage.log.default_partitions", "must be at least 1");
+        match &self.storage {
+            StorageConfig::Embedded { log } => {
+                if log.segment_bytes < 4096 {
+                    errors.push(
+                        "storage.log.segment_bytes",
+                        format!("must be at least 4096, got {}", log.segment_bytes),
+                    );
+                }
+                if log.default_partitions == 0 {
+                    errors.push("storage.log.default_partitions", "must be at least 1");
+                }
+            }
+            StorageConfig::Kafka(kafka) => kafka.validate(&mut errors),
         }
         if self.restart.initial_backoff_ms == 0
             || self.restart.max_backoff_ms < self.restart.initial_backoff_ms
@@ -241,7 +248,9 @@ mod tests {
         let c = WorkerConfig::parse("data_dir: /tmp/x\nstorage:\n  type: embedded\n  log:\n    fsync: {mode: interval, interval_ms: 50}\n", false)
             .expect("valid");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
-        let StorageConfig::Embedded { log } = &c.storage;
+        let StorageConfig::Embedded { log } = &c.storage else {
+            panic!("embedded storage expected");
+        };
         assert_eq!(
             log.fsync,
             crate::log::FsyncPolicy::Interval { interval_ms: 50 }
@@ -256,5 +265,33 @@ mod tests {
         let err =
             WorkerConfig::parse("rest: {listen: 'localhost'}\n", false).expect_err("bad listen");
         assert!(err.to_string().contains("rest.listen"), "{err}");
+    }
+
+    #[test]
+    fn kafka_storage_parses_and_validates() {
+        let c = WorkerConfig::parse(
+            "storage:\n  type: kafka\n  bootstrap_servers: 127.0.0.1:9092\n  compression.type: lz4\n  topic.creation.default:\n    partitions: 3\n    cleanup.policy: compact\n  producer.override:\n    linger.ms: 20\n",
+            false,
+        )
+        .expect("valid");
+        let StorageConfig::Kafka(kafka) = &c.storage else {
+            panic!("kafka storage expected");
+        };
+        assert_eq!(kafka.bootstrap_servers, "127.0.0.1:9092");
+        assert_eq!(kafka.topic_creation.partitions, 3);
+        assert_eq!(kafka.compression, crate::kafka::config::Compression::Lz4);
+        assert_eq!(kafka.producer_override["linger.ms"], serde_json::json!(20));
+        let err = WorkerConfig::parse("storage: {type: kafka, bootstrap_servers: ''}\n", false)
+            .expect_err("empty brokers");
+        assert!(
+            err.to_string().contains("storage.bootstrap_servers"),
+            "{err}"
+        );
+        let err = WorkerConfig::parse(
+            "storage: {type: kafka, bootstrap_servers: 'h:1', linger: 5}\n",
+            false,
+        )
+        .expect_err("unknown key");
+        assert!(err.to_string().contains("linger"), "{err}");
     }
 }

@@ -65,6 +65,50 @@ pub enum WorkerError {
     },
 }
 
+/// Opens the configured topic storage and the offset store that goes with it: the embedded
+/// log with file offsets in the data directory, or Kafka with offsets in its offsets topic.
+async fn open_storage(
+    storage: &StorageConfig,
+    data_dir: &Path,
+) -> Result<
+    (
+        Arc<dyn TopicStore>,
+        Option<EmbeddedLog>,
+        Arc<dyn OffsetStore>,
+    ),
+    WorkerError,
+> {
+    match storage {
+        StorageConfig::Embedded { log: log_config } => {
+            let log_dir = data_dir.join("log");
+            let log = EmbeddedLog::open(&log_dir, log_config.clone()).map_err(|e| {
+                WorkerError::Storage {
+                    context: format!("cannot open the embedded log in {}", log_dir.display()),
+                    source: e.into(),
+                }
+            })?;
+            let offsets_dir = data_dir.join("offsets");
+            let offsets =
+                FileOffsetStore::open(&offsets_dir).map_err(|e| WorkerError::Storage {
+                    context: format!("cannot open the offset store in {}", offsets_dir.display()),
+                    source: e.into(),
+                })?;
+            Ok((EmbeddedStore::new(log.clone()), Some(log), offsets))
+        }
+        StorageConfig::Kafka(kafka) => {
+            let storage_error = |source| WorkerError::Storage {
+                context: format!("cannot open Kafka storage at {}", kafka.bootstrap_servers),
+                source,
+            };
+            let store = crate::kafka::KafkaStore::new(kafka.clone()).map_err(storage_error)?;
+            let offsets = crate::kafka::KafkaOffsetStore::open(&store)
+                .await
+                .map_err(storage_error)?;
+            Ok((store, None, offsets))
+        }
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WorkerError + '_ {
     move |source| WorkerError::Io {
         path: path.to_path_buf(),
@@ -105,18 +149,7 @@ impl Worker {
     pub async fn start(config: WorkerConfig, registry: Registry) -> Result<Arc<Self>, WorkerError> {
         let data_dir = config.data_dir.clone();
         create_dir_durable(&data_dir).map_err(io_err(&data_dir))?;
-        let StorageConfig::Embedded { log: log_config } = &config.storage;
-        let log_dir = data_dir.join("log");
-        let log =
-            EmbeddedLog::open(&log_dir, log_config.clone()).map_err(|e| WorkerError::Storage {
-                context: format!("cannot open the embedded log in {}", log_dir.display()),
-                source: e.into(),
-            })?;
-        let offsets_dir = data_dir.join("offsets");
-        let offsets = FileOffsetStore::open(&offsets_dir).map_err(|e| WorkerError::Storage {
-            context: format!("cannot open the offset store in {}", offsets_dir.display()),
-            source: e.into(),
-        })?;
+        let (store, log, offsets) = open_storage(&config.storage, &data_dir).await?;
         let connectors_dir = data_dir.join("connectors");
         create_dir_durable(&connectors_dir).map_err(io_err(&connectors_dir))?;
         let worker_id = config
@@ -124,8 +157,8 @@ impl Worker {
             .clone()
             .unwrap_or_else(|| config.rest.listen.clone());
         let worker = Arc::new(Worker {
-            store: EmbeddedStore::new(log.clone()),
-            log: Some(log),
+            store,
+            log,
             offsets,
             registry: Arc::new(registry),
             worker_id,
