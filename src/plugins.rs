@@ -6,6 +6,7 @@ use tributary_runtime::registry::Registry;
 pub fn registry() -> Registry {
     // Connector crates add one `registry.register(...)` line here each.
     let mut registry = Registry::with_builtins();
+    registry.register(std::sync::Arc::new(tributary_mysql_binlog::MySqlPlugin));
     registry.register(std::sync::Arc::new(tributary_postgres::PostgresPlugin));
     registry
 }

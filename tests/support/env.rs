@@ -130,13 +130,20 @@ impl TestEnv {
     }
 }
 
-/// `<repo>/.test-env/env`, or `$TRIB_TEST_ENV_FILE` when set.
+/// `<repo>/.test-env/env`, or `$TRIB_TEST_ENV_FILE` when set. The repository root is the
+/// nearest ancestor of the crate (this module is shared by the root package and the
+/// connector crates) that holds `scripts/test-env.sh`.
 pub fn env_file_path() -> PathBuf {
     match std::env::var_os("TRIB_TEST_ENV_FILE") {
         Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(".test-env")
-            .join("env"),
+        _ => {
+            let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let root = crate_dir
+                .ancestors()
+                .find(|dir| dir.join("scripts").join("test-env.sh").is_file())
+                .unwrap_or(crate_dir);
+            root.join(".test-env").join("env")
+        }
     }
 }
 

@@ -180,6 +180,14 @@ pub fn router(state: RestState) -> Router {
             state.clone(),
             auth::require,
         ));
+    // The built-in schema registry's API (`/subjects`, `/schemas`, `/config`,
+    // `/compatibility`) on the same port, behind the same authentication.
+    let registry = match state.worker.schema_registry() {
+        Some(store) => crate::schema_registry::router(store.clone()).route_layer(
+            axum::middleware::from_fn_with_state(state.clone(), auth::require),
+        ),
+        None => Router::new(),
+    };
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -189,6 +197,7 @@ pub fn router(state: RestState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+        .merge(registry)
 }
 
 async fn root(State(state): State<RestState>) -> Json<serde_json::Value> {

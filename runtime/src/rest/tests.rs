@@ -1944,3 +1944,27 @@ async fn metrics_report_task_counters_and_log_partitions() {
     assert!(text.contains("tributary_connectors 1"), "{text}");
     assert!(text.contains("process_resident_memory_bytes "), "{text}");
 }
+
+#[tokio::test]
+async fn builtin_schema_registry_is_served_beside_the_connect_api() {
+    let h = harness().await;
+    // Connect's root stays Connect's.
+    let root = send(&h.app, "GET", "/", None).await;
+    assert_eq!(root.body["version"], crate::VERSION);
+    let schema = json!({"type": "record", "name": "r", "fields": [{"name": "a", "type": "int"}]})
+        .to_string();
+    let r = send(
+        &h.app,
+        "POST",
+        "/subjects/t-value/versions",
+        Some(json!({ "schema": schema })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let id = r.body["id"].as_u64().expect("schema id");
+    let r = send(&h.app, "GET", "/subjects", None).await;
+    assert_eq!(r.body, json!(["t-value"]));
+    let r = send(&h.app, "GET", &format!("/schemas/ids/{id}"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    h.worker.shutdown().await;
+}

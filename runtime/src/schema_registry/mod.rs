@@ -62,10 +62,10 @@ pub fn embedded() -> Option<Arc<SchemaStore>> {
         .and_then(|slot| slot.read().unwrap_or_else(|p| p.into_inner()).clone())
 }
 
-/// The registry's HTTP API over `store`.
+/// The registry's HTTP API over `store`, without `GET /` so it can be mounted beside the
+/// Kafka Connect API on the worker's port ([`serve`] adds `GET /` for a standalone registry).
 pub fn router(store: Arc<SchemaStore>) -> Router {
     Router::new()
-        .route("/", get(|| async { reply(StatusCode::OK, json!({})) }))
         .route("/subjects", get(list_subjects))
         .route("/subjects/{subject}", post(lookup).delete(delete_subject))
         .route(
@@ -114,7 +114,8 @@ pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     store: Arc<SchemaStore>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store)).await
+    let app = router(store).route("/", get(|| async { reply(StatusCode::OK, json!({})) }));
+    axum::serve(listener, app).await
 }
 
 type Store = State<Arc<SchemaStore>>;

@@ -142,6 +142,8 @@ pub struct Worker {
     connectors: tokio::sync::Mutex<BTreeMap<String, ConnectorEntry>>,
     /// Topics each connector used (REST `/connectors/{name}/topics`).
     active_topics: Arc<admin::ActiveTopics>,
+    /// The built-in schema registry, served with the embedded storage.
+    schema_registry: Option<Arc<crate::schema_registry::SchemaStore>>,
 }
 
 impl Worker {
@@ -150,6 +152,16 @@ impl Worker {
         let data_dir = config.data_dir.clone();
         create_dir_durable(&data_dir).map_err(io_err(&data_dir))?;
         let (store, log, offsets) = open_storage(&config.storage, &data_dir).await?;
+        // With the embedded storage the worker serves the built-in schema registry: Avro
+        // converters without a `schema.registry.url` use it in-process, and the REST server
+        // mounts its API so Confluent clients can read the schemas.
+        let schema_registry = match &config.storage {
+            StorageConfig::Embedded { .. } => {
+                let dir = data_dir.join("schema-registry");
+                Some(crate::schema_registry::open_embedded(&data_dir).map_err(io_err(&dir))?)
+            }
+            StorageConfig::Kafka(_) => None,
+        };
         let connectors_dir = data_dir.join("connectors");
         create_dir_durable(&connectors_dir).map_err(io_err(&connectors_dir))?;
         let worker_id = config
@@ -165,6 +177,7 @@ impl Worker {
             connectors_dir,
             connectors: tokio::sync::Mutex::new(BTreeMap::new()),
             active_topics: Arc::default(),
+            schema_registry,
             config,
         });
         worker.resume_persisted().await?;
@@ -177,6 +190,11 @@ impl Worker {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The built-in schema registry (embedded storage only).
+    pub fn schema_registry(&self) -> Option<&Arc<crate::schema_registry::SchemaStore>> {
+        self.schema_registry.as_ref()
     }
 
     pub fn store(&self) -> &Arc<dyn TopicStore> {

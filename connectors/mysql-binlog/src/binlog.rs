@@ -1,0 +1,856 @@
+//! The binlog stream: replica connection, event verification and decoding into records.
+//!
+//! Every event's CRC32 is verified here (mysql_common strips checksums without checking).
+//! MariaDB's own events are parsed in [`crate::gtid`]. Any event that may carry rows and
+//! cannot be decoded (compressed events 165-171, encryption, unknown types) stops the task
+//! with an error instead of being skipped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use mysql_async::binlog::events::{
+    Event, EventData, QueryEvent, RotateEvent, RowsEventData, TableMapEvent,
+};
+use mysql_async::prelude::Queryable as _;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
+use tracing::{debug, info};
+use tributary_runtime::model::{
+    ChangeEvent, Op, Row, SnapshotMarker, SourceInfo, TransactionInfo, Value,
+};
+use tributary_runtime::record::{
+    OffsetOrder, Payload, SourceOffset, SourcePartition, SourceRecord,
+};
+
+use crate::config::MySqlConfig;
+use crate::decode::{Origin, convert};
+use crate::error::MySqlError;
+use crate::gtid::{GtidState, parse_gtid_event};
+use crate::schema::{TableInfo, from_table_map};
+
+/// Where to start reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartPosition {
+    pub file: String,
+    pub pos: u64,
+    /// MariaDB state of completed transactions; when non-empty (and the server is MariaDB)
+    /// the stream starts by GTID, which survives binlog file renames and failover.
+    pub gtids: GtidState,
+    /// Rows of the first transaction already delivered (skipped on resume).
+    pub skip_rows: u64,
+    /// Request the stream by GTID (`@slave_connect_state`) rather than file/position.
+    pub by_gtid: bool,
+}
+
+/// The numeric suffix of a binlog file name: `mysql-bin.000042` → 42.
+pub fn file_index(file: &str) -> u64 {
+    file.rsplit('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The offset object of a position.
+pub fn offset(file: &str, pos: u64, row: u64, gtids: &GtidState) -> SourceOffset {
+    let mut value = serde_json::json!({ "file": file, "pos": pos, "row": row });
+    if !gtids.is_empty() {
+        value["gtids"] = serde_json::Value::String(gtids.to_string());
+    }
+    SourceOffset {
+        value,
+        order: OffsetOrder([file_index(file), pos, row]),
+    }
+}
+
+/// Opens a replica connection and requests the binlog from `start`.
+pub async fn open_stream(
+    opts: Opts,
+    cfg: &MySqlConfig,
+    mariadb: bool,
+    start: &StartPosition,
+) -> Result<BinlogStream, MySqlError> {
+    let mut conn = Conn::new(opts)
+        .await
+        .map_err(|source| MySqlError::Connect {
+            target: cfg.target(),
+            source,
+        })?;
+    let mut session = Vec::new();
+    if mariadb {
+        // Without capability 4 MariaDB replaces its GTID events by dummies.
+        session.push("SET @mariadb_slave_capability = 4".to_owned());
+    }
+    // Server heartbeats at most a second apart keep an idle connection alive through NATs
+    // and proxies, and let `heartbeat.interval.ms` records follow an idle server.
+    let period_ms = match cfg.heartbeat_ms {
+        0 => 1000,
+        ms => ms.min(1000),
+    };
+    session.push(format!(
+        "SET @master_heartbeat_period = {}",
+        period_ms.saturating_mul(1_000_000)
+    ));
+    let use_gtid = mariadb && start.by_gtid && !start.gtids.is_empty();
+    if use_gtid {
+        session.push(format!(
+            "SET @slave_connect_state = '{}', @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0",
+            start.gtids
+        ));
+    }
+    for sql in session {
+        conn.query_drop(&sql)
+            .await
+            .map_err(|e| MySqlError::query("replica session setup", e))?;
+    }
+    info!(
+        connector = %cfg.name,
+        file = %start.file,
+        pos = start.pos,
+        gtids = %start.gtids,
+        by_gtid = use_gtid,
+        skip_rows = start.skip_rows,
+        "requesting binlog"
+    );
+    let file = if use_gtid {
+        String::new()
+    } else {
+        start.file.clone()
+    };
+    let pos = if use_gtid { 4 } else { start.pos };
+    let request = BinlogStreamRequest::new(cfg.server_id)
+        .with_filename(file.as_bytes())
+        .with_pos(pos);
+    conn.get_binlog_stream(request)
+        .await
+        .map_err(|e| classify_stream_error(e, start))
+}
+
+/// Server errors 1236 (ER_MASTER_FATAL_ERROR_READING_BINLOG) mean the position is gone.
+pub fn classify_stream_error(err: mysql_async::Error, start: &StartPosition) -> MySqlError {
+    if let mysql_async::Error::Server(ref e) = err
+        && e.code == 1236
+    {
+        return MySqlError::Purged {
+            position: if start.gtids.is_empty() {
+                format!("{}:{}", start.file, start.pos)
+            } else {
+                format!("{}:{} (GTID {})", start.file, start.pos, start.gtids)
+            },
+            detail: e.message.clone(),
+        };
+    }
+    MySqlError::query("binlog stream", err)
+}
+
+/// Verifies an event's CRC32 (computed over the 19-byte header and the body).
+fn verify_checksum(ev: &Event, file: &str) -> Result<(), MySqlError> {
+    let Some(stored) = ev.checksum() else {
+        return Ok(());
+    };
+    let stored = u32::from_le_bytes(stored);
+    let h = ev.header();
+    let mut flags = h.flags_raw();
+    let is_fde = h.event_type_raw() == 15;
+    if is_fde {
+        // LOG_EVENT_BINLOG_IN_USE_F is cleared before checksumming.
+        flags &= !0x1;
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&h.timestamp().to_le_bytes());
+    hasher.update(&[h.event_type_raw()]);
+    hasher.update(&h.server_id().to_le_bytes());
+    hasher.update(&h.event_size().to_le_bytes());
+    hasher.update(&h.log_pos().to_le_bytes());
+    hasher.update(&flags.to_le_bytes());
+    hasher.update(ev.data());
+    if is_fde {
+        hasher.update(&[1]); // the checksum algorithm byte: CRC32
+    }
+    let computed = hasher.finalize();
+    if computed != stored {
+        return Err(MySqlError::Checksum {
+            file: file.to_owned(),
+            pos: u64::from(h.log_pos().saturating_sub(h.event_size())),
+            event_type: h.event_type_raw(),
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}
+
+/// CRC32 of an event whose trailing checksum mysql_common did not strip (the fake ROTATE
+/// sent before the format description): `Some(body)` when the last 4 bytes are its checksum.
+fn strip_trailing_checksum<'a>(ev: &Event, data: &'a [u8]) -> Option<&'a [u8]> {
+    let (body, crc) = data.split_at_checked(data.len().checked_sub(4)?)?;
+    let h = ev.header();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&h.timestamp().to_le_bytes());
+    hasher.update(&[h.event_type_raw()]);
+    hasher.update(&h.server_id().to_le_bytes());
+    hasher.update(&h.event_size().to_le_bytes());
+    hasher.update(&h.log_pos().to_le_bytes());
+    hasher.update(&h.flags_raw().to_le_bytes());
+    hasher.update(body);
+    (hasher.finalize().to_le_bytes() == crc).then_some(body)
+}
+
+/// The transaction being read.
+#[derive(Debug, Default)]
+struct Txn {
+    /// Position of its first event (GTID or BEGIN), where a resume restarts.
+    start: u64,
+    gtid: Option<String>,
+    maria: Option<crate::gtid::MariaGtid>,
+    /// Row changes seen so far in it (filtered tables included, so the count is stable).
+    rows: u64,
+    /// Rows of this transaction delivered before a restart.
+    skip: u64,
+    /// Events emitted in it, for transaction metadata.
+    emitted: u64,
+    per_table: HashMap<Arc<str>, u64>,
+    ts_ms: i64,
+    open: bool,
+}
+
+/// Decodes binlog events into source records and tracks the resumable position.
+pub struct BinlogReader {
+    cfg: Arc<MySqlConfig>,
+    partition: SourcePartition,
+    connector: &'static str,
+    file: String,
+    /// Completed transactions (MariaDB GTIDs).
+    gtids: GtidState,
+    /// Whether `gtids` covers every domain (it started from a full state); a partial state
+    /// is never written into offsets, so such resumes go by file/position.
+    gtids_complete: bool,
+    txn: Txn,
+    /// Rows to skip in the first transaction (resume inside a transaction).
+    pending_skip: u64,
+    tables: HashMap<u64, Option<Arc<TableInfo>>>,
+    tmes: HashMap<u64, TableMapEvent<'static>>,
+    versions: HashMap<(String, String), (Vec<u8>, Arc<TableInfo>)>,
+    /// Position after the last complete transaction (for heartbeats).
+    boundary: Option<(String, u64)>,
+    pub events_read: u64,
+    pub bytes_read: u64,
+}
+
+impl BinlogReader {
+    pub fn new(
+        cfg: Arc<MySqlConfig>,
+        partition: SourcePartition,
+        start: &StartPosition,
+        connector: &'static str,
+    ) -> Self {
+        BinlogReader {
+            cfg,
+            partition,
+            connector,
+            file: start.file.clone(),
+            gtids: start.gtids.clone(),
+            gtids_complete: !start.gtids.is_empty(),
+            txn: Txn::default(),
+            pending_skip: start.skip_rows,
+            tables: HashMap::new(),
+            tmes: HashMap::new(),
+            versions: HashMap::new(),
+            boundary: None,
+            events_read: 0,
+            bytes_read: 0,
+        }
+    }
+
+    /// The offset of the last transaction boundary seen, if any (for heartbeats).
+    pub fn boundary_offset(&self) -> Option<SourceOffset> {
+        self.boundary
+            .as_ref()
+            .map(|(f, p)| offset(f, *p, 0, &self.offset_gtids()))
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.txn.open
+    }
+
+    /// Reads the next event from `stream` (waiting at most until `deadline`) and appends its
+    /// records to `out`. `Ok(false)` when the deadline passed without an event.
+    pub async fn next(
+        &mut self,
+        stream: &mut BinlogStream,
+        deadline: tokio::time::Instant,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<bool, MySqlError> {
+        let item = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => {
+                tracing::trace!(connector = %self.cfg.name, "no binlog event before the deadline");
+                return Ok(false);
+            }
+            Ok(None) => {
+                return Err(MySqlError::Query {
+                    what: "binlog stream ended by the server".into(),
+                    source: mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed),
+                });
+            }
+            Ok(Some(item)) => item,
+        };
+        let ev = item.map_err(|e| {
+            classify_stream_error(
+                e,
+                &StartPosition {
+                    file: self.file.clone(),
+                    pos: self.boundary.as_ref().map_or(0, |b| b.1),
+                    gtids: self.gtids.clone(),
+                    skip_rows: 0,
+                    by_gtid: false,
+                },
+            )
+        })?;
+        self.handle(&ev, out)?;
+        Ok(true)
+    }
+
+    fn decode_err(&self, what: &str, pos: u64, source: std::io::Error) -> MySqlError {
+        MySqlError::Decode {
+            what: what.to_owned(),
+            file: self.file.clone(),
+            pos,
+            source,
+        }
+    }
+
+    /// Handles one event.
+    pub fn handle(&mut self, ev: &Event, out: &mut Vec<SourceRecord>) -> Result<(), MySqlError> {
+        let h = ev.header();
+        let ty = h.event_type_raw();
+        let end = u64::from(h.log_pos());
+        let start = end.saturating_sub(u64::from(h.event_size()));
+        self.events_read += 1;
+        self.bytes_read += u64::from(h.event_size());
+        let ts_ms = i64::from(h.timestamp()) * 1000;
+        tracing::trace!(connector = %self.cfg.name, event_type = ty, file = %self.file, pos = start, "binlog event");
+
+        if ty == 4 {
+            // ROTATE. The fake one sent before the format description keeps its checksum
+            // in the body (mysql_common did not know the algorithm yet).
+            let rotate: RotateEvent<'_> = ev
+                .read_event()
+                .map_err(|e| self.decode_err("ROTATE event", start, e))?;
+            let raw = rotate.name_raw();
+            let name_bytes = if ev.checksum().is_none() {
+                // Before the format description the checksum stays in the body: drop it
+                // when it verifies, or when it is what keeps the name from ending in the
+                // file number (MariaDB's fake ROTATE).
+                strip_trailing_checksum(ev, raw).unwrap_or_else(|| {
+                    let ends_in_digit = |b: &[u8]| b.last().is_some_and(u8::is_ascii_digit);
+                    match raw.len().checked_sub(4) {
+                        Some(n) if !ends_in_digit(raw) && ends_in_digit(&raw[..n]) => &raw[..n],
+                        _ => raw,
+                    }
+                })
+            } else {
+                verify_checksum(ev, &self.file)?;
+                raw
+            };
+            let name = String::from_utf8_lossy(name_bytes).into_owned();
+            debug!(connector = %self.cfg.name, file = %name, pos = rotate.position(), "binlog rotate");
+            self.file = name;
+            return Ok(());
+        }
+        verify_checksum(ev, &self.file)?;
+
+        match ty {
+            // FORMAT_DESCRIPTION, STOP, INTVAR, RAND, USER_VAR, HEARTBEAT, ROWS_QUERY,
+            // PREVIOUS_GTIDS, ANONYMOUS_GTID, TRANSACTION_PAYLOAD (mysql_async yields the
+            // decompressed inner events next), ANNOTATE_ROWS, BINLOG_CHECKPOINT, GTID_LIST.
+            15 | 3 | 5 | 13 | 14 | 27 | 29 | 34 | 35 | 40 | 160 | 161 | 163 => Ok(()),
+            // MySQL GTID: starts a transaction (the set itself is tracked by the server).
+            33 => {
+                self.begin(start, None, ts_ms);
+                Ok(())
+            }
+            162 => {
+                let g = parse_gtid_event(ev.data(), h.server_id()).ok_or_else(|| {
+                    self.decode_err(
+                        "MariaDB GTID event",
+                        start,
+                        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short event body"),
+                    )
+                })?;
+                self.begin(start, Some(g.gtid.to_string()), ts_ms);
+                self.txn.maria = Some(g.gtid);
+                Ok(())
+            }
+            2 => self.query(ev, start, end, ts_ms, out),
+            16 => {
+                self.commit(end, out);
+                Ok(())
+            }
+            19 => self.table_map(ev, start),
+            23..=25 | 30..=32 => self.rows(ev, ty, start, ts_ms, out),
+            164 => Err(MySqlError::Unsupported(format!(
+                "binlog at {}:{start} is encrypted (START_ENCRYPTION event); this connector \
+                 cannot decrypt it: disable encrypt_binlog for the captured server",
+                self.file
+            ))),
+            165..=171 => Err(MySqlError::Unsupported(format!(
+                "compressed binlog event (type {ty}) at {}:{start}: compressed events are not \
+                 supported and cannot be skipped without losing changes; run SET GLOBAL \
+                 log_bin_compress=OFF on the server, then take a new snapshot \
+                 (snapshot.mode=when_needed or reset the offsets) because these events stay \
+                 in the binlog",
+                self.file
+            ))),
+            39 => Err(MySqlError::Unsupported(format!(
+                "partial JSON update rows event at {}:{start}; set binlog_row_value_options='' \
+                 on the server (full JSON images are required)",
+                self.file
+            ))),
+            other => Err(MySqlError::Unsupported(format!(
+                "unknown binlog event type {other} at {}:{start}; refusing to skip an event \
+                 that may carry row changes",
+                self.file
+            ))),
+        }
+    }
+
+    fn begin(&mut self, start: u64, gtid: Option<String>, ts_ms: i64) {
+        self.txn = Txn {
+            start,
+            gtid,
+            maria: None,
+            rows: 0,
+            skip: std::mem::take(&mut self.pending_skip),
+            emitted: 0,
+            per_table: HashMap::new(),
+            ts_ms,
+            open: true,
+        };
+    }
+
+    fn commit(&mut self, end: u64, out: &mut Vec<SourceRecord>) {
+        if self.cfg.transaction_metadata && self.txn.emitted > 0 {
+            let id = self.txn_id();
+            let per_table: Vec<serde_json::Value> = self
+                .txn
+                .per_table
+                .iter()
+                .map(|(t, n)| serde_json::json!({"data_collection": &**t, "event_count": n}))
+                .collect();
+            out.push(SourceRecord {
+                topic: Arc::from(format!("{}.transaction", self.cfg.prefix)),
+                payload: Payload::Json {
+                    key: Some(serde_json::json!({ "id": id })),
+                    value: serde_json::json!({
+                        "status": "END", "id": id, "event_count": self.txn.emitted,
+                        "data_collections": per_table, "ts_ms": self.txn.ts_ms,
+                    }),
+                },
+                partition: self.partition.clone(),
+                offset: None,
+            });
+        }
+        if let Some(g) = self.txn.maria {
+            self.gtids.apply(g);
+        }
+        self.txn.open = false;
+        self.pending_skip = 0;
+        self.boundary = Some((self.file.clone(), end));
+    }
+
+    fn txn_id(&self) -> String {
+        match &self.txn.gtid {
+            Some(g) => g.clone(),
+            None => format!("file={},pos={}", self.file, self.txn.start),
+        }
+    }
+
+    fn query(
+        &mut self,
+        ev: &Event,
+        start: u64,
+        end: u64,
+        ts_ms: i64,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<(), MySqlError> {
+        let q: QueryEvent<'_> = ev
+            .read_event()
+            .map_err(|e| self.decode_err("QUERY event", start, e))?;
+        let sql = q.query();
+        let trimmed = sql.trim();
+        if trimmed.eq_ignore_ascii_case("BEGIN") {
+            if !self.txn.open || self.txn.gtid.is_none() {
+                self.begin(start, None, ts_ms);
+            }
+            return Ok(());
+        }
+        if trimmed.eq_ignore_ascii_case("COMMIT") {
+            self.commit(end, out);
+            return Ok(());
+        }
+        // Anything else is DDL (or a statement-format change we do not capture): an implicit
+        // commit. Table schemas follow from the next TABLE_MAP's row metadata.
+        let db = ddl_database(trimmed).unwrap_or_else(|| q.schema().into_owned());
+        if self.cfg.include_schema_changes && !db.is_empty() && self.cfg.filters.database(&db) {
+            out.push(SourceRecord {
+                topic: self.cfg.prefix.clone(),
+                payload: Payload::Json {
+                    key: Some(serde_json::json!({ "databaseName": db })),
+                    value: serde_json::json!({
+                        "source": {
+                            "version": tributary_runtime::VERSION,
+                            "connector": self.connector,
+                            "name": &*self.cfg.prefix,
+                            "ts_ms": ts_ms,
+                            "db": db,
+                            "file": self.file,
+                            "pos": start,
+                            "server_id": ev.header().server_id(),
+                            "gtid": self.txn.gtid,
+                        },
+                        "ts_ms": crate::now_ms(),
+                        "databaseName": db,
+                        "ddl": trimmed,
+                        "tableChanges": [],
+                    }),
+                },
+                partition: self.partition.clone(),
+                offset: None,
+            });
+        }
+        self.commit(end, out);
+        // The DDL record's position is the boundary after it; attach it to the last record.
+        if let Some(last) = out.last_mut()
+            && last.offset.is_none()
+            && let Some(o) = self.boundary_offset()
+        {
+            last.offset = Some(o);
+        }
+        Ok(())
+    }
+
+    fn table_map(&mut self, ev: &Event, start: u64) -> Result<(), MySqlError> {
+        let tme: TableMapEvent<'_> = ev
+            .read_event()
+            .map_err(|e| self.decode_err("TABLE_MAP event", start, e))?;
+        let db = tme.database_name().into_owned();
+        let table = tme.table_name().into_owned();
+        let id = tme.table_id();
+        if !self.cfg.filters.table(&db, &table) {
+            self.tables.insert(id, None);
+            return Ok(());
+        }
+        tracing::trace!(connector = %self.cfg.name, table_id = id, table = %format!("{db}.{table}"), "table map");
+        self.tmes.insert(id, tme.clone().into_owned());
+        // The event body after the 6-byte id and 2-byte flags identifies the schema.
+        let fingerprint = ev.data().get(8..).unwrap_or_default();
+        let key = (db.clone(), table.clone());
+        if let Some((fp, info)) = self.versions.get(&key)
+            && fp.as_slice() == fingerprint
+        {
+            self.tables.insert(id, Some(info.clone()));
+            return Ok(());
+        }
+        let version = self
+            .versions
+            .get(&key)
+            .map_or(1, |(_, i)| i.schema.version + 1);
+        let info = from_table_map(&tme, &self.cfg, version)
+            .map_err(MySqlError::Unsupported)?
+            .ok_or_else(|| {
+                MySqlError::Preflight(format!(
+                    "TABLE_MAP of {db}.{table} at {}:{start} has no column names: \
+                     binlog_row_metadata must be FULL. Run SET GLOBAL binlog_row_metadata=FULL \
+                     (and set it in the server config)",
+                    self.file
+                ))
+            })?;
+        if version > 1 {
+            info!(connector = %self.cfg.name, table = %format!("{db}.{table}"), version, "table schema changed");
+        }
+        let info = Arc::new(info);
+        self.versions
+            .insert(key, (fingerprint.to_vec(), info.clone()));
+        self.tables.insert(id, Some(info));
+        Ok(())
+    }
+
+    fn rows(
+        &mut self,
+        ev: &Event,
+        ty: u8,
+        start: u64,
+        ts_ms: i64,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<(), MySqlError> {
+        let data = ev
+            .read_data()
+            .map_err(|e| self.decode_err("rows event", start, e))?;
+        let Some(EventData::RowsEvent(rows)) = data else {
+            return Err(MySqlError::Unsupported(format!(
+                "rows event type {ty} at {}:{start} could not be read",
+                self.file
+            )));
+        };
+        let table_id = rows.table_id();
+        let Some(entry) = self.tables.get(&table_id) else {
+            return Err(MySqlError::Unsupported(format!(
+                "rows event at {}:{start} refers to table id {table_id} without a TABLE_MAP",
+                self.file
+            )));
+        };
+        // Tables not captured are not decoded (row indexes count captured rows only).
+        let Some(info) = entry.clone() else {
+            return Ok(());
+        };
+        let op = match rows {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Op::Create,
+            RowsEventData::UpdateRowsEventV1(_) | RowsEventData::UpdateRowsEvent(_) => Op::Update,
+            _ => Op::Delete,
+        };
+        if !self.txn.open {
+            // Rows outside GTID/BEGIN (not written by ROW format servers): own transaction.
+            self.begin(start, None, ts_ms);
+        }
+        let Some(tme) = self.tmes.get(&table_id) else {
+            return Err(MySqlError::Unsupported(format!(
+                "no table map for table id {table_id} at {}:{start}",
+                self.file
+            )));
+        };
+        let skipped = self.cfg.skipped_ops.contains(&op);
+        let server_id = ev.header().server_id();
+        let mut decoded = Vec::new();
+        for row in rows.rows(tme) {
+            let (before, after) = row.map_err(|e| MySqlError::Decode {
+                what: "row image".into(),
+                file: self.file.clone(),
+                pos: start,
+                source: e,
+            })?;
+            self.txn.rows += 1;
+            if self.txn.rows <= self.txn.skip || skipped {
+                continue;
+            }
+            let before = before.map(|r| decode_row(r, &info)).transpose();
+            let after = after.map(|r| decode_row(r, &info)).transpose();
+            let (before, after) = match (before, after) {
+                (Ok(b), Ok(a)) => (b, a),
+                (Err(e), _) | (_, Err(e)) => {
+                    return Err(MySqlError::Unsupported(format!(
+                        "cannot decode a row of {} at {}:{start}: {e}",
+                        info.schema.id, self.file
+                    )));
+                }
+            };
+            decoded.push((self.txn.rows, before, after));
+        }
+        for (row_index, before, after) in decoded {
+            self.emit(
+                op, &info, before, after, start, row_index, ts_ms, server_id, out,
+            );
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        op: Op,
+        info: &Arc<TableInfo>,
+        before: Option<Row>,
+        after: Option<Row>,
+        event_pos: u64,
+        row_index: u64,
+        ts_ms: i64,
+        server_id: u32,
+        out: &mut Vec<SourceRecord>,
+    ) {
+        let table_name: Arc<str> = Arc::from(info.schema.id.to_string());
+        let transaction = if self.cfg.transaction_metadata {
+            if self.txn.emitted == 0 {
+                let id = self.txn_id();
+                out.push(SourceRecord {
+                    topic: Arc::from(format!("{}.transaction", self.cfg.prefix)),
+                    payload: Payload::Json {
+                        key: Some(serde_json::json!({ "id": id })),
+                        value: serde_json::json!({
+                            "status": "BEGIN", "id": id, "event_count": null,
+                            "data_collections": null, "ts_ms": self.txn.ts_ms,
+                        }),
+                    },
+                    partition: self.partition.clone(),
+                    offset: None,
+                });
+            }
+            self.txn.emitted += 1;
+            let id = self.txn_id();
+            let n = self.txn.per_table.entry(table_name.clone()).or_insert(0);
+            *n += 1;
+            Some(TransactionInfo {
+                id: Arc::from(id),
+                total_order: self.txn.emitted,
+                data_collection_order: *n,
+            })
+        } else {
+            self.txn.emitted += 1;
+            None
+        };
+        let extra = vec![
+            ("server_id", Value::Int(i64::from(server_id))),
+            (
+                "gtid",
+                self.txn
+                    .gtid
+                    .as_ref()
+                    .map_or(Value::Null, |g| Value::Text(g.clone())),
+            ),
+            ("file", Value::Text(self.file.clone())),
+            ("pos", Value::Int(event_pos as i64)),
+            ("row", Value::Int(row_index as i64 - 1)),
+            ("thread", Value::Null),
+            ("query", Value::Null),
+        ];
+        let source = SourceInfo {
+            connector: self.connector,
+            name: self.cfg.prefix.clone(),
+            ts_ms,
+            snapshot: SnapshotMarker::False,
+            db: Arc::from(info.schema.id.namespace.as_str()),
+            schema: None,
+            table: Some(Arc::from(info.schema.id.name.as_str())),
+            extra,
+        };
+        let tombstone = (op == Op::Delete && self.cfg.tombstones).then(|| Payload::Tombstone {
+            table: info.schema.clone(),
+            row: before.clone().unwrap_or_default(),
+        });
+        let event = ChangeEvent {
+            op,
+            table: info.schema.clone(),
+            before,
+            after,
+            source,
+            transaction,
+            processed_ts_ms: crate::now_ms(),
+            headers: Vec::new(),
+        };
+        let off = offset(
+            &self.file,
+            self.txn.start,
+            row_index,
+            &self.gtids_before_txn(),
+        );
+        let change = SourceRecord {
+            topic: info.topic.clone(),
+            payload: Payload::Change(Box::new(event)),
+            partition: self.partition.clone(),
+            offset: None,
+        };
+        out.push(change);
+        if let Some(t) = tombstone {
+            out.push(SourceRecord {
+                topic: info.topic.clone(),
+                payload: t,
+                partition: self.partition.clone(),
+                offset: None,
+            });
+        }
+        if let Some(last) = out.last_mut() {
+            last.offset = Some(off);
+        }
+    }
+
+    /// The GTID state a resume inside the current transaction must hand to the server:
+    /// every completed transaction (this one is not).
+    fn gtids_before_txn(&self) -> GtidState {
+        self.offset_gtids()
+    }
+
+    fn offset_gtids(&self) -> GtidState {
+        if self.gtids_complete {
+            self.gtids.clone()
+        } else {
+            GtidState::default()
+        }
+    }
+}
+
+/// Decodes the captured columns of one row image.
+fn decode_row(row: mysql_async::binlog::row::BinlogRow, info: &TableInfo) -> Result<Row, String> {
+    let mut values = row.unwrap();
+    let mut out = Vec::with_capacity(info.plans.len());
+    for plan in &info.plans {
+        let wire = match values.get_mut(plan.source_index) {
+            Some(v) => std::mem::replace(
+                v,
+                mysql_async::binlog::value::BinlogValue::Value(mysql_async::Value::NULL),
+            ),
+            None => mysql_async::binlog::value::BinlogValue::Value(mysql_async::Value::NULL),
+        };
+        let wire = match wire {
+            mysql_async::binlog::value::BinlogValue::Value(v) => v,
+            other => mysql_async::Value::try_from(other).map_err(|e| e.to_string())?,
+        };
+        out.push(convert(wire, plan, Origin::Binlog)?);
+    }
+    Ok(Row(out))
+}
+
+/// The database a DDL statement changes: the qualifier of its first `db.table` name, or the
+/// name after `DATABASE`/`SCHEMA`. `None` when the statement names no database (the
+/// session's default database applies).
+pub fn ddl_database(sql: &str) -> Option<String> {
+    static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let re = RE
+        .get_or_init(|| {
+            regex::Regex::new(
+                r"(?is)^\s*(?:create|alter|drop|rename|truncate)\b.*?\b(table|database|schema|view|index\s+\S+\s+on)\s+(?:if\s+(?:not\s+)?exists\s+)?(`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(`(?:[^`]|``)+`|[\w$]+))?",
+            )
+            .ok()
+        })
+        .as_ref()?;
+    let caps = re.captures(sql)?;
+    let unquote = |s: &str| s.trim_matches('`').replace("``", "`");
+    let kind = caps.get(1)?.as_str().to_ascii_lowercase();
+    let first = unquote(caps.get(2)?.as_str());
+    if caps.get(3).is_some() || kind == "database" || kind == "schema" {
+        Some(first)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddl_database_is_found() {
+        assert_eq!(
+            ddl_database("ALTER TABLE inv.t ADD c INT").as_deref(),
+            Some("inv")
+        );
+        assert_eq!(
+            ddl_database("create table if not exists `a``b`.`t` (id int)").as_deref(),
+            Some("a`b")
+        );
+        assert_eq!(
+            ddl_database("DROP DATABASE IF EXISTS x").as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            ddl_database("CREATE INDEX i ON d.t (c)").as_deref(),
+            Some("d")
+        );
+        assert_eq!(ddl_database("ALTER TABLE t ADD c INT"), None);
+        assert_eq!(ddl_database("GRANT SELECT ON *.* TO x"), None);
+    }
+
+    #[test]
+    fn file_index_and_offset_order() {
+        assert_eq!(file_index("binlog.000042"), 42);
+        let o = offset("binlog.000042", 100, 3, &GtidState::default());
+        assert_eq!(o.order, OffsetOrder([42, 100, 3]));
+        assert!(o.value.get("gtids").is_none());
+    }
+}
