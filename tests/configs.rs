@@ -31,9 +31,12 @@ fn every_file_in_configs_validates() {
         &mut files,
     );
     assert!(!files.is_empty(), "configs/ has example files");
+    // The examples take their passwords from the environment, as deployments should.
     let output = tributary()
         .arg("validate")
         .args(&files)
+        .env("MARIADB_CDC_PASSWORD", "example")
+        .env("PG_CDC_PASSWORD", "example")
         .output()
         .expect("run validate");
     let stdout = String::from_utf8_lossy(&output.stdout);

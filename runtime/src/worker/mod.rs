@@ -4,7 +4,8 @@
 //! fails; a transient failure restarts it after a capped exponential backoff (RESTARTING);
 //! a definite failure leaves it FAILED with the reason until someone restarts it. Connector
 //! configs and target states persist in `<data_dir>/connectors/`, so a restarted worker
-//! resumes everything; offsets persist in `<data_dir>/offsets/`.
+//! resumes everything; offsets persist in `<data_dir>/offsets/` (embedded storage) or in the
+//! Kafka offsets topic (Kafka storage).
 
 pub mod admin;
 mod sink;
