@@ -79,6 +79,47 @@ pub trait OffsetStore: Send + Sync {
     ) -> Result<(), OffsetStoreError>;
 }
 
+/// A connector's offsets by source partition.
+pub type PartitionOffsets = BTreeMap<SourcePartition, SourceOffset>;
+
+/// `current` with `offsets` applied, or an error if any would move its partition backward.
+/// The one place the monotonic guard lives; every [`OffsetStore::commit`] goes through it.
+pub fn merge_forward(
+    connector: &str,
+    current: &PartitionOffsets,
+    offsets: &[StoredOffset],
+) -> Result<PartitionOffsets, OffsetStoreError> {
+    let mut next = current.clone();
+    for stored in offsets {
+        if let Some(existing) = next.get(&stored.partition)
+            && stored.offset.order < existing.order
+        {
+            return Err(OffsetStoreError::Backward {
+                connector: connector.to_owned(),
+                partition: stored.partition.0.to_string(),
+                from: existing.order,
+                to: stored.offset.order,
+            });
+        }
+        next.insert(stored.partition.clone(), stored.offset.clone());
+    }
+    Ok(next)
+}
+
+/// The offsets of a connector as a list.
+pub fn to_stored(offsets: Option<&PartitionOffsets>) -> Vec<StoredOffset> {
+    offsets
+        .map(|m| {
+            m.iter()
+                .map(|(p, o)| StoredOffset {
+                    partition: p.clone(),
+                    offset: o.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct FileEntry {
     partition: serde_json::Value,
@@ -182,17 +223,7 @@ impl OffsetStore for FileOffsetStore {
             let loaded = self.read_file(connector).await?;
             cache.insert(connector.to_owned(), loaded);
         }
-        Ok(cache
-            .get(connector)
-            .map(|m| {
-                m.iter()
-                    .map(|(p, o)| StoredOffset {
-                        partition: p.clone(),
-                        offset: o.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(to_stored(cache.get(connector)))
     }
 
     async fn commit(
@@ -201,23 +232,11 @@ impl OffsetStore for FileOffsetStore {
         offsets: Vec<StoredOffset>,
     ) -> Result<(), OffsetStoreError> {
         let mut cache = self.cache.lock().await;
-        let mut next = match cache.get(connector) {
+        let current = match cache.get(connector) {
             Some(current) => current.clone(),
             None => self.read_file(connector).await?,
         };
-        for stored in offsets {
-            if let Some(current) = next.get(&stored.partition)
-                && stored.offset.order < current.order
-            {
-                return Err(OffsetStoreError::Backward {
-                    connector: connector.to_owned(),
-                    partition: stored.partition.0.to_string(),
-                    from: current.order,
-                    to: stored.offset.order,
-                });
-            }
-            next.insert(stored.partition, stored.offset);
-        }
+        let next = merge_forward(connector, &current, &offsets)?;
         self.write_file(connector, &next).await?;
         cache.insert(connector.to_owned(), next);
         Ok(())

@@ -40,7 +40,7 @@ use tracing::info;
 use super::config::KafkaStorageConfig;
 use super::store::{KafkaStore, ReaderContext, base_client_config};
 use crate::error::ConnectorError;
-use crate::offsets::{OffsetStore, OffsetStoreError, StoredOffset};
+use crate::offsets::{OffsetStore, OffsetStoreError, StoredOffset, merge_forward, to_stored};
 use crate::partitioner::partition_for;
 use crate::record::{OffsetOrder, SourceOffset, SourcePartition};
 
@@ -276,17 +276,7 @@ impl KafkaOffsetStore {
 impl OffsetStore for KafkaOffsetStore {
     async fn load(&self, connector: &str) -> Result<Vec<StoredOffset>, OffsetStoreError> {
         let cache = self.cache.lock().await;
-        Ok(cache
-            .get(connector)
-            .map(|m| {
-                m.iter()
-                    .map(|(p, o)| StoredOffset {
-                        partition: p.clone(),
-                        offset: o.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(to_stored(cache.get(connector)))
     }
 
     async fn commit(
@@ -295,20 +285,8 @@ impl OffsetStore for KafkaOffsetStore {
         offsets: Vec<StoredOffset>,
     ) -> Result<(), OffsetStoreError> {
         let mut cache = self.cache.lock().await;
-        let mut next = cache.get(connector).cloned().unwrap_or_default();
-        for stored in &offsets {
-            if let Some(current) = next.get(&stored.partition)
-                && stored.offset.order < current.order
-            {
-                return Err(OffsetStoreError::Backward {
-                    connector: connector.to_owned(),
-                    partition: stored.partition.0.to_string(),
-                    from: current.order,
-                    to: stored.offset.order,
-                });
-            }
-            next.insert(stored.partition.clone(), stored.offset.clone());
-        }
+        let current = cache.get(connector).cloned().unwrap_or_default();
+        let next = merge_forward(connector, &current, &offsets)?;
         let records = offsets
             .into_iter()
             .map(|s| (s.partition, Some(s.offset)))
