@@ -1,9 +1,11 @@
 //! The worker's own config (YAML or JSON), with typed sections and unknown keys rejected.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::connector::ConnectorConfig;
 use super::def::ConfigErrors;
 use crate::log::LogConfig;
 
@@ -151,6 +153,11 @@ pub struct WorkerConfig {
     pub restart: RestartConfig,
     /// Seconds between progress lines in the log for each running task.
     pub progress_interval_secs: u64,
+    /// Default converters for every connector, with Kafka Connect's worker keys:
+    /// `key.converter`, `value.converter` and their `key.converter.*` / `value.converter.*`
+    /// settings. A connector that sets its own `<side>.converter` uses only its own settings
+    /// for that side, as Kafka Connect does.
+    pub converters: BTreeMap<String, String>,
 }
 
 impl Default for WorkerConfig {
@@ -164,11 +171,29 @@ impl Default for WorkerConfig {
             offset_flush_interval_ms: 0,
             restart: RestartConfig::default(),
             progress_interval_secs: 10,
+            converters: BTreeMap::new(),
         }
     }
 }
 
 impl WorkerConfig {
+    /// `config` with the worker's converter defaults for each side it does not set itself.
+    pub fn with_converter_defaults(&self, config: &ConnectorConfig) -> ConnectorConfig {
+        let mut out = config.clone();
+        for side in ["key.converter", "value.converter"] {
+            if config.config.contains_key(side) {
+                continue;
+            }
+            let prefix = format!("{side}.");
+            for (k, v) in &self.converters {
+                if k == side || k.starts_with(&prefix) {
+                    out.config.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Reads a worker config file (YAML, or JSON by extension).
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -189,6 +214,17 @@ impl WorkerConfig {
 
     fn validate(self) -> Result<Self, ConfigErrors> {
         let mut errors = ConfigErrors::default();
+        for key in self.converters.keys() {
+            let side_ok = ["key.converter", "value.converter"]
+                .iter()
+                .any(|side| key == side || key.starts_with(&format!("{side}.")));
+            if !side_ok {
+                errors.push(
+                    format!("converters.{key}"),
+                    "only key.converter, value.converter and their .* settings belong here",
+                );
+            }
+        }
         match &self.storage {
             StorageConfig::Embedded { log } => {
                 if log.segment_bytes < 4096 {
@@ -293,5 +329,62 @@ mod tests {
         )
         .expect_err("unknown key");
         assert!(err.to_string().contains("linger"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod converter_default_tests {
+    use super::*;
+
+    fn connector(pairs: &[(&str, &str)]) -> ConnectorConfig {
+        ConnectorConfig {
+            name: "c".into(),
+            config: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn worker_converters_apply_per_side_unless_the_connector_sets_its_own() {
+        let worker = WorkerConfig::parse(
+            "converters:\n  value.converter: io.confluent.connect.avro.AvroConverter\n  value.converter.schema.registry.url: http://registry:8081\n  key.converter: org.apache.kafka.connect.storage.StringConverter\n",
+            false,
+        )
+        .expect("valid");
+        let merged = worker.with_converter_defaults(&connector(&[
+            ("connector.class", "datagen"),
+            (
+                "key.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("key.converter.schemas.enable", "false"),
+        ]));
+        let get = |k: &str| merged.config.get(k).map(String::as_str);
+        assert_eq!(
+            get("value.converter"),
+            Some("io.confluent.connect.avro.AvroConverter")
+        );
+        assert_eq!(
+            get("value.converter.schema.registry.url"),
+            Some("http://registry:8081")
+        );
+        assert_eq!(
+            get("key.converter"),
+            Some("org.apache.kafka.connect.json.JsonConverter"),
+            "the connector's own side wins"
+        );
+        assert_eq!(get("key.converter.schemas.enable"), Some("false"));
+    }
+
+    #[test]
+    fn other_keys_under_converters_are_rejected() {
+        let err = WorkerConfig::parse("converters:\n  header.converter: x\n", false)
+            .expect_err("rejected");
+        assert!(
+            err.to_string().contains("converters.header.converter"),
+            "{err}"
+        );
     }
 }

@@ -195,7 +195,7 @@ pub async fn validate(
         name: connector_name.clone(),
         config: raw,
     };
-    if let Err(e) = registry.validate(&config) {
+    if let Err(e) = state.worker.validate(&config) {
         errors.0.extend(e.0);
     }
     let error_count = errors.0.len();

@@ -174,7 +174,6 @@ impl Worker {
             });
         }
         let validated = self
-            .registry
             .validate(&entry.config)
             .map_err(WorkerError::InvalidConfig)?;
         let count = entry.tasks.len() as u32;

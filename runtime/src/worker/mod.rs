@@ -272,8 +272,10 @@ impl Worker {
     }
 
     /// Validates without side effects.
+    /// Validates without side effects, with the worker's converter defaults applied.
     pub fn validate(&self, config: &ConnectorConfig) -> Result<Validated, ConfigErrors> {
-        self.registry.validate(config)
+        self.registry
+            .validate(&self.config.with_converter_defaults(config))
     }
 
     /// Creates a connector (POST /connectors).
@@ -290,9 +292,7 @@ impl Worker {
 
     /// Creates or replaces a connector's config (PUT /connectors/{name}/config) and restarts it.
     pub async fn put_config(self: &Arc<Self>, config: ConnectorConfig) -> Result<(), WorkerError> {
-        self.registry
-            .validate(&config)
-            .map_err(WorkerError::InvalidConfig)?;
+        self.validate(&config).map_err(WorkerError::InvalidConfig)?;
         let target = match self.connectors.lock().await.remove(&config.name) {
             Some(old) => {
                 let target = old.target;
@@ -310,10 +310,7 @@ impl Worker {
         target: TargetState,
         persist: bool,
     ) -> Result<(), WorkerError> {
-        let validated = self
-            .registry
-            .validate(&config)
-            .map_err(WorkerError::InvalidConfig)?;
+        let validated = self.validate(&config).map_err(WorkerError::InvalidConfig)?;
         for warning in &validated.warnings {
             warn!(connector = %config.name, "{warning}");
         }

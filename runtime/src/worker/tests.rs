@@ -218,3 +218,66 @@ async fn configs_and_target_states_survive_a_worker_restart() {
     assert_eq!(config.config.get("failures").map(String::as_str), Some("0"));
     worker.shutdown().await;
 }
+
+#[tokio::test]
+async fn worker_converter_defaults_reach_the_connectors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = WorkerConfig {
+        data_dir: dir.path().to_path_buf(),
+        converters: [
+            (
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("value.converter.schemas.enable", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::start(config, Registry::with_builtins())
+        .await
+        .expect("worker");
+    let datagen = ConnectorConfig {
+        name: "gen".into(),
+        config: [
+            ("connector.class", "datagen"),
+            ("topic.prefix", "wcd"),
+            ("total", "3"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    };
+    worker
+        .create(datagen, TargetState::Running)
+        .await
+        .expect("create");
+    let log = worker.embedded_log().expect("embedded").clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let records = loop {
+        if let Ok(p) = log.partition("wcd.orders", 0) {
+            let (records, _) = p
+                .read(crate::log::ReadCursor::at(0), 10, 1 << 20)
+                .expect("read");
+            if records.len() == 3 {
+                break records;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "records never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for (_, r) in records {
+        let value: serde_json::Value =
+            serde_json::from_slice(r.value.as_deref().expect("value")).expect("json");
+        assert!(
+            value["schema"].is_object() && value["payload"].is_object(),
+            "schemas enabled by the worker: {value}"
+        );
+    }
+    worker.shutdown().await;
+}
