@@ -805,7 +805,7 @@ async fn worker_writes_avro_that_confluent_reads() -> Result<()> {
         .to_string(),
     )?;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["run", "--data-dir"])
+        .args(["run", "--rest-port", "0", "--data-dir"])
         .arg(&data)
         .arg("--connectors-dir")
         .arg(&connectors)
@@ -930,7 +930,7 @@ async fn rejected_schema_fails_the_task_with_the_reason_in_its_status() -> Resul
         .to_string(),
     )?;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["run", "--data-dir"])
+        .args(["run", "--rest-port", "0", "--data-dir"])
         .arg(&data)
         .arg("--connectors-dir")
         .arg(&connectors)

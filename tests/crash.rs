@@ -45,7 +45,7 @@ fn write_connectors(dir: &Path, out: &Path) {
 
 fn start(data: &Path, connectors: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["run", "--data-dir"])
+        .args(["run", "--rest-port", "0", "--data-dir"])
         .arg(data)
         .arg("--connectors-dir")
         .arg(connectors)
@@ -199,8 +199,12 @@ fn check_after_kill(data: &Path, out: &Path, kill: usize, previous_len: usize) -
     (uncommitted, complete_len)
 }
 
-fn wait_until(deadline: Instant, what: &str, mut done: impl FnMut() -> bool) {
+/// Waits for `done`, failing at the deadline or as soon as the worker exits on its own.
+fn wait_until(child: &mut Child, deadline: Instant, what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the worker exited ({status}) while waiting for {what}");
+        }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -241,7 +245,7 @@ fn kill_dash_nine_five_times_loses_nothing() {
         let mut child = start(&data, &connectors);
         // Let it make progress past the previous kill, then kill it at a random moment.
         // (Or, on a fast machine, until everything is done: the kill then hits an idle worker.)
-        wait_until(deadline, "progress before kill", || {
+        wait_until(&mut child, deadline, "progress before kill", || {
             file_len(&out) > last_len || sink_done(&data)
         });
         std::thread::sleep(Duration::from_millis(rand::random_range(50..800)));
@@ -263,9 +267,12 @@ fn kill_dash_nine_five_times_loses_nothing() {
     assert!(mid_stream_kills >= 1, "no kill hit the pipeline mid-stream");
     // Final run: let it finish, then stop it cleanly with SIGTERM.
     let mut child = start(&data, &connectors);
-    wait_until(deadline, "all events committed by the sink", || {
-        sink_done(&data)
-    });
+    wait_until(
+        &mut child,
+        deadline,
+        "all events committed by the sink",
+        || sink_done(&data),
+    );
     let pid = i32::try_from(child.id()).expect("pid");
     let rc = send_sigterm(pid);
     assert_eq!(rc, 0, "SIGTERM delivered");
