@@ -930,7 +930,7 @@ async fn rejected_schema_fails_the_task_with_the_reason_in_its_status() -> Resul
         .to_string(),
     )?;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["run", "--rest-port", "0", "--data-dir"])
+        .args(["run", "--data-dir"])
         .arg(&data)
         .arg("--connectors-dir")
         .arg(&connectors)
