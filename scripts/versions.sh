@@ -28,5 +28,5 @@ PG_BINDIR="/usr/lib/postgresql/$PG_MAJOR/bin"
 PY_VENV="$TRIB_CACHE/python-venv"
 # confluent-kafka[schemaregistry] cannot be installed from the mirror (it pins a newer certifi
 # than PyPI has here), so its schema-registry dependencies are listed one by one.
-PY_PACKAGES=(confluent-kafka fastavro pyarrow boto3 authlib httpx cachetools)
-PY_MODULES=(confluent_kafka fastavro pyarrow boto3 authlib httpx cachetools confluent_kafka.schema_registry)
+PY_PACKAGES=(confluent-kafka fastavro pyarrow boto3 authlib httpx cachetools matplotlib)
+PY_MODULES=(confluent_kafka fastavro pyarrow boto3 authlib httpx cachetools matplotlib confluent_kafka.schema_registry)

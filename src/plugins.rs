@@ -8,5 +8,8 @@ pub fn registry() -> Registry {
     let mut registry = Registry::with_builtins();
     registry.register(std::sync::Arc::new(tributary_mysql_binlog::MySqlPlugin));
     registry.register(std::sync::Arc::new(tributary_postgres::PostgresPlugin));
+    registry.register(std::sync::Arc::new(tributary_jdbc_source::JdbcSourcePlugin));
+    registry.register(std::sync::Arc::new(tributary_jdbc_sink::JdbcSinkPlugin));
+    registry.register(std::sync::Arc::new(tributary_s3_sink::S3SinkPlugin));
     registry
 }

@@ -31,10 +31,19 @@ fn every_file_in_configs_validates() {
         &mut files,
     );
     assert!(!files.is_empty(), "configs/ has example files");
-    // The examples take their passwords from the environment, as deployments should.
+    // The examples take their passwords from the environment, as deployments should; the
+    // no-Docker quickstart reads the test servers' ports from ./.test-env/env.
+    let cwd = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(cwd.path().join(".test-env")).expect("mkdir");
+    std::fs::write(
+        cwd.path().join(".test-env/env"),
+        "# written by scripts/test-env.sh up\nTRIB_MARIADB_PORT=13306\nTRIB_PG_PORT=15432\n",
+    )
+    .expect("write env");
     let output = tributary()
         .arg("validate")
         .args(&files)
+        .current_dir(cwd.path())
         .env("MARIADB_CDC_PASSWORD", "example")
         .env("PG_CDC_PASSWORD", "example")
         .output()

@@ -1,10 +1,15 @@
 //! End-to-end tests of the `tributary` binary and of the real-server test environment.
 //! One test binary (one link) with a module per area.
 
+mod compose;
 mod configs;
 mod converters;
 mod crash;
 mod env_smoke;
+mod jdbc_source;
+mod jdbc_sink;
 mod kafka;
 mod rest;
+mod s3_sink;
 mod support;
+mod transforms;

@@ -17,6 +17,8 @@ use async_trait::async_trait;
 
 use crate::config::{ConfigDef, ConfigErrors, Parsed};
 use crate::converter::json::ValueModes;
+use crate::data::decode::RecordDecoder;
+use crate::dead_letter::ErrantRecordReporter;
 use crate::error::ConnectorError;
 use crate::offsets::StoredOffset;
 use crate::progress::ProgressHandle;
@@ -82,6 +84,14 @@ pub trait SourceConnector: Send + Sync {
         ValueModes::default()
     }
 
+    /// How many tasks to run (the worker caps it at `tasks.max`). Sources that read one
+    /// ordered stream (a binlog, a replication slot) run one; sources whose work splits
+    /// (tables polled independently) may run more, each told its `task_id` and expected to
+    /// take its share of the work by it.
+    fn task_count(&self) -> u32 {
+        1
+    }
+
     async fn open_task(
         &self,
         ctx: SourceTaskContext,
@@ -111,6 +121,12 @@ pub struct SinkTaskContext {
     pub connector: Arc<str>,
     pub task_id: u32,
     pub progress: ProgressHandle,
+    /// The connector's converters in reverse: topic record bytes to typed
+    /// [`ConnectRecord`](crate::data::ConnectRecord)s.
+    pub decoder: Arc<RecordDecoder>,
+    /// Where records that cannot be decoded, transformed or written go
+    /// (`errors.tolerance`, dead-letter topic).
+    pub errors: ErrantRecordReporter,
 }
 
 /// A validated sink connector.

@@ -9,6 +9,8 @@ pub mod config;
 pub mod connector;
 pub mod connectors;
 pub mod converter;
+pub mod data;
+pub mod dead_letter;
 pub mod durable_file;
 pub mod error;
 pub mod kafka;
@@ -23,6 +25,7 @@ pub mod registry;
 pub mod rest;
 pub mod schema_registry;
 pub mod storage;
+pub mod transforms;
 pub mod worker;
 
 /// Version reported in `source.version` and `GET /`.

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::progress::HistogramSnapshot;
 use crate::worker::Worker;
 use crate::worker::state::State;
 
@@ -20,6 +21,15 @@ pub const LOG_START_OFFSET: &str = "tributary_log_partition_start_offset";
 pub const LOG_BYTES: &str = "tributary_log_partition_bytes";
 pub const CONNECTORS: &str = "tributary_connectors";
 pub const RSS_BYTES: &str = "process_resident_memory_bytes";
+pub const TASK_RECORDS_DURABLE: &str = "tributary_task_records_durable_total";
+pub const TASK_BYTES_DURABLE: &str = "tributary_task_bytes_durable_total";
+pub const TASK_BATCHES: &str = "tributary_task_batches_total";
+pub const TASK_ERRORS: &str = "tributary_task_errors_total";
+pub const TASK_RETRIES: &str = "tributary_task_retries_total";
+pub const TASK_DEAD_LETTER: &str = "tributary_task_dead_letter_records_total";
+pub const SOURCE_LAG_BYTES: &str = "tributary_source_lag_bytes";
+pub const END_TO_END_LATENCY: &str = "tributary_end_to_end_latency_seconds";
+pub const PRODUCE_LATENCY: &str = "tributary_produce_latency_seconds";
 
 const STATES: [(State, &str); 6] = [
     (State::Unassigned, "UNASSIGNED"),
@@ -34,7 +44,9 @@ struct Family {
     name: &'static str,
     kind: &'static str,
     help: &'static str,
-    samples: Vec<(String, f64)>,
+    /// `(name suffix, label text, value)`; the suffix is `_bucket`/`_sum`/`_count` for
+    /// histogram series, empty otherwise.
+    samples: Vec<(&'static str, String, f64)>,
 }
 
 impl Family {
@@ -48,6 +60,10 @@ impl Family {
     }
 
     fn push(&mut self, labels: &[(&str, &str)], value: f64) {
+        self.push_series("", labels, value);
+    }
+
+    fn push_series(&mut self, suffix: &'static str, labels: &[(&str, &str)], value: f64) {
         let mut text = String::new();
         for (i, (k, v)) in labels.iter().enumerate() {
             if i > 0 {
@@ -55,17 +71,33 @@ impl Family {
             }
             let _ = write!(text, "{k}=\"{}\"", escape(v));
         }
-        self.samples.push((text, value));
+        self.samples.push((suffix, text, value));
+    }
+
+    /// Adds the `_bucket`, `_sum` and `_count` series of a histogram.
+    fn push_histogram(&mut self, labels: &[(&str, &str)], h: &HistogramSnapshot) {
+        for (bound, n) in &h.buckets {
+            let le = if bound.is_infinite() {
+                "+Inf".to_owned()
+            } else {
+                bound.to_string()
+            };
+            let mut l = labels.to_vec();
+            l.push(("le", &le));
+            self.push_series("_bucket", &l, *n as f64);
+        }
+        self.push_series("_sum", labels, h.sum_secs);
+        self.push_series("_count", labels, h.count as f64);
     }
 
     fn render(&self, out: &mut String) {
         let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
         let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
-        for (labels, value) in &self.samples {
+        for (suffix, labels, value) in &self.samples {
             if labels.is_empty() {
-                let _ = writeln!(out, "{} {value}", self.name);
+                let _ = writeln!(out, "{}{suffix} {value}", self.name);
             } else {
-                let _ = writeln!(out, "{}{{{labels}}} {value}", self.name);
+                let _ = writeln!(out, "{}{suffix}{{{labels}}} {value}", self.name);
             }
         }
     }
@@ -103,7 +135,7 @@ pub async fn render(worker: &Worker) -> String {
     let mut lag = Family::new(
         SOURCE_LAG_MS,
         "gauge",
-        "Now minus the source commit time of the last record handled.",
+        "How far behind its source commit time the last record handled was, when handled (Debezium's MilliSecondsBehindSource).",
     );
     let mut snap_done = Family::new(
         SNAPSHOT_ROWS_DONE,
@@ -114,6 +146,47 @@ pub async fn render(worker: &Worker) -> String {
         SNAPSHOT_ROWS_ESTIMATED,
         "gauge",
         "Estimated rows of the running or last snapshot.",
+    );
+    let mut durable_records = Family::new(
+        TASK_RECORDS_DURABLE,
+        "counter",
+        "Records made durable: in the topic log for a source, in the target for a sink.",
+    );
+    let mut durable_bytes = Family::new(
+        TASK_BYTES_DURABLE,
+        "counter",
+        "Bytes of the records made durable (log for a source, target for a sink).",
+    );
+    let mut batches = Family::new(
+        TASK_BATCHES,
+        "counter",
+        "Batches produced to the log (source) or consumed from it (sink).",
+    );
+    let mut errors = Family::new(TASK_ERRORS, "counter", "Task failures (any kind).");
+    let mut retries = Family::new(
+        TASK_RETRIES,
+        "counter",
+        "Task failures that were retryable (the task was restarted with backoff).",
+    );
+    let mut dead_letter = Family::new(
+        TASK_DEAD_LETTER,
+        "counter",
+        "Records sent to the dead-letter topic or skipped (errors.tolerance=all).",
+    );
+    let mut lag_bytes = Family::new(
+        SOURCE_LAG_BYTES,
+        "gauge",
+        "Bytes the source is behind its server: Postgres slot lag (server WAL end minus confirmed LSN), MySQL binlog bytes not yet read.",
+    );
+    let mut e2e = Family::new(
+        END_TO_END_LATENCY,
+        "histogram",
+        "Source commit time to durable, per stage: log (source tasks) or sink (sink tasks).",
+    );
+    let mut produce = Family::new(
+        PRODUCE_LATENCY,
+        "histogram",
+        "Produce call to durable acknowledgement by the embedded log or Kafka.",
     );
     let names = worker.list().await;
     let mut connectors = Family::new(CONNECTORS, "gauge", "Connectors configured on this worker.");
@@ -153,6 +226,31 @@ pub async fn render(worker: &Worker) -> String {
                 snap_done.push(&labels, s.rows_done as f64);
                 snap_total.push(&labels, s.rows_estimated as f64);
             }
+            let m = &p.metrics;
+            durable_records.push(&labels, m.records_durable as f64);
+            durable_bytes.push(&labels, m.bytes_durable as f64);
+            batches.push(&labels, m.batches as f64);
+            errors.push(&labels, m.errors as f64);
+            retries.push(&labels, m.retries as f64);
+            // Skipped under errors.tolerance=all, dead-lettered or not (runtime/src/dead_letter.rs).
+            let errant = crate::dead_letter::counters(name.as_str(), task.id);
+            dead_letter.push(
+                &labels,
+                errant.skipped.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            );
+            if let Some(b) = m.lag_bytes {
+                lag_bytes.push(&labels, b as f64);
+            }
+            let (stage, hist) = match status.kind {
+                crate::connector::ConnectorKind::Source => ("log", &m.e2e_log),
+                crate::connector::ConnectorKind::Sink => ("sink", &m.e2e_sink),
+            };
+            let mut l = labels.to_vec();
+            l.push(("stage", stage));
+            e2e.push_histogram(&l, hist);
+            if status.kind == crate::connector::ConnectorKind::Source {
+                produce.push_histogram(&labels, &m.produce);
+            }
         }
     }
     let mut end = Family::new(
@@ -186,12 +284,21 @@ pub async fn render(worker: &Worker) -> String {
         &connectors,
         &records,
         &bytes,
+        &durable_records,
+        &durable_bytes,
+        &batches,
+        &errors,
+        &retries,
+        &dead_letter,
         &rate,
         &state,
         &restarts,
         &lag,
         &snap_done,
         &snap_total,
+        &lag_bytes,
+        &e2e,
+        &produce,
         &end,
         &start,
         &size,
@@ -229,5 +336,28 @@ mod tests {
             out,
             "# HELP x help\n# TYPE x gauge\nx{a=\"q\\\"b\\\\n\\nz\"} 1\n"
         );
+    }
+
+    #[test]
+    fn histograms_render_buckets_sum_and_count() {
+        let h = crate::progress::Histogram::default();
+        h.observe_n(0.003, 2);
+        h.observe(7.0);
+        let mut f = Family::new("lat_seconds", "histogram", "latency");
+        f.push_histogram(&[("connector", "c")], &h.snapshot());
+        let mut out = String::new();
+        f.render(&mut out);
+        assert!(out.starts_with("# HELP lat_seconds latency\n# TYPE lat_seconds histogram\n"));
+        for line in [
+            "lat_seconds_bucket{connector=\"c\",le=\"0.0025\"} 0\n",
+            "lat_seconds_bucket{connector=\"c\",le=\"0.005\"} 2\n",
+            "lat_seconds_bucket{connector=\"c\",le=\"5\"} 2\n",
+            "lat_seconds_bucket{connector=\"c\",le=\"10\"} 3\n",
+            "lat_seconds_bucket{connector=\"c\",le=\"+Inf\"} 3\n",
+            "lat_seconds_sum{connector=\"c\"} 7.006\n",
+            "lat_seconds_count{connector=\"c\"} 3\n",
+        ] {
+            assert!(out.contains(line), "missing {line:?} in:\n{out}");
+        }
     }
 }

@@ -108,6 +108,9 @@ pub enum Payload {
     /// A tombstone for a deleted key (Kafka log compaction): key only, null value. `row` is
     /// the deleted row; its key columns make the record key.
     Tombstone { table: SchemaRef, row: Row },
+    /// A flat row, as Kafka Connect's JDBC source emits it: no key, the value is the row as a
+    /// struct of the table's columns (named after the table), no Debezium envelope.
+    Row { table: SchemaRef, row: Row },
     /// An already-shaped JSON record: schema changes, transaction metadata, heartbeats.
     Json {
         key: Option<serde_json::Value>,

@@ -11,7 +11,11 @@ use crate::config::{
 };
 use crate::connector::{Connector, ConnectorKind, Plugin};
 use crate::converter::RecordEncoder;
+use crate::data::decode::RecordDecoder;
+use crate::data::encode::DataEncoder;
+use crate::dead_letter::ErrorPolicy;
 use crate::storage::TopicSelector;
+use crate::transforms::TransformChain;
 
 /// Fields every connector accepts.
 pub fn common_config_def() -> ConfigDef {
@@ -22,11 +26,19 @@ pub fn common_config_def() -> ConfigDef {
         .maybe("value.converter", FieldType::String, "Converter class for record values.")
         .prefix("key.converter.")
         .prefix("value.converter.")
-        .maybe("transforms", FieldType::List, "Single message transforms (not supported yet).")
+        .maybe("transforms", FieldType::List, "Single message transforms, applied in order: aliases, each configured by transforms.<alias>.type and its settings.")
         .prefix("transforms.")
+        .maybe("predicates", FieldType::List, "Predicates for transforms: aliases, each configured by predicates.<alias>.type.")
+        .prefix("predicates.")
         .optional("errors.tolerance", FieldType::Enum { values: &["none", "all"] }, "none", "Whether bad records fail the task (none) or are skipped to the dead-letter topic (all).")
         .optional("exactly.once.support", FieldType::Enum { values: &["requested", "required", "disabled"] }, "requested", "Exactly-once source delivery (KIP-618): requested or disabled run at-least-once; required is not supported yet.")
-        .ignore("errors.", "error handling beyond errors.tolerance=none arrives with dead-letter topics")
+        .optional("errors.retry.timeout", FieldType::Int { min: -1, max: i64::MAX }, "0", "How long (ms) a transient failure of a record is retried in place; -1 retries forever, 0 restarts the task with backoff instead.")
+        .optional("errors.retry.delay.max.ms", FieldType::Int { min: 1, max: i64::MAX }, "60000", "Longest wait between two retries of a transient failure.")
+        .optional("errors.log.enable", FieldType::Bool, "false", "Log every failing record with its position (skipped records are always logged).")
+        .optional("errors.log.include.messages", FieldType::Bool, "false", "Include record keys and values in those logs (may expose personal data).")
+        .maybe("errors.deadletterqueue.topic.name", FieldType::String, "Sink connectors: topic that receives records skipped under errors.tolerance=all, unchanged.")
+        .optional("errors.deadletterqueue.topic.replication.factor", FieldType::Int { min: -1, max: 32767 }, "3", "Replication factor of the dead-letter topic when the storage is Kafka.")
+        .optional("errors.deadletterqueue.context.headers.enable", FieldType::Bool, "false", "Add __connect.errors.* headers (original topic, partition, offset, stage, exception) to dead-lettered records.")
         .ignore("header.converter", "headers are passed through as bytes")
         .ignore("config.action.reload", "configs reload through the REST API and the connectors directory")
         .ignore("topic.creation.", "applies to the Kafka storage backend")
@@ -57,8 +69,16 @@ pub struct Validated {
     pub tasks_max: u32,
     /// Source connectors: how records are encoded.
     pub encoder: Option<RecordEncoder>,
+    /// Sink connectors: how records read from topics are decoded.
+    pub decoder: Option<Arc<RecordDecoder>>,
     /// Sink connectors: which topics to consume.
     pub topics: Option<TopicSelector>,
+    /// The connector's single message transforms (empty when none are configured).
+    pub transforms: TransformChain,
+    /// Source connectors with transforms: how transformed records are encoded.
+    pub data_encoder: Option<Arc<DataEncoder>>,
+    /// `errors.*`: tolerance, retries, logging, dead-letter topic.
+    pub errors: ErrorPolicy,
     /// Keys accepted but ignored, with why.
     pub warnings: Vec<String>,
 }
@@ -165,24 +185,9 @@ impl Registry {
                 None
             }
         };
+        let converters = converter_settings(&parsed);
         let encoder = match &connector {
             Some(Connector::Source(source)) => {
-                let mut converters = parsed.with_prefix("key.converter.");
-                converters = converters
-                    .into_iter()
-                    .map(|(k, v)| (format!("key.converter.{k}"), v))
-                    .collect();
-                converters.extend(
-                    parsed
-                        .with_prefix("value.converter.")
-                        .into_iter()
-                        .map(|(k, v)| (format!("value.converter.{k}"), v)),
-                );
-                for side in ["key.converter", "value.converter"] {
-                    if let Some(v) = parsed.str(side) {
-                        converters.insert(side.to_owned(), v.to_owned());
-                    }
-                }
                 match RecordEncoder::from_config(&converters, source.value_modes()) {
                     Ok(enc) => Some(enc),
                     Err(e) => {
@@ -192,6 +197,42 @@ impl Registry {
                 }
             }
             _ => None,
+        };
+        let transforms = match TransformChain::from_config(&transform_settings(&raw)) {
+            Ok(chain) => chain,
+            Err(e) => {
+                errors.0.extend(e.0);
+                TransformChain::default()
+            }
+        };
+        // Sinks see records after their transforms, as in Kafka Connect.
+        let decoder = match &connector {
+            Some(Connector::Sink(_)) => match RecordDecoder::from_config(&converters) {
+                Ok(dec) => Some(Arc::new(dec.with_transforms(transforms.clone()))),
+                Err(e) => {
+                    errors.0.extend(e.0);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let data_encoder = match &connector {
+            Some(Connector::Source(_)) if !transforms.is_empty() => {
+                Some(Arc::new(DataEncoder::from_config(&converters)))
+            }
+            _ => None,
+        };
+        let mut warnings = parsed.warnings.clone();
+        let error_policy = match ErrorPolicy::from_parsed(
+            &parsed,
+            plugin.kind() == ConnectorKind::Sink,
+            &mut warnings,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.0.extend(e.0);
+                ErrorPolicy::default()
+            }
         };
         let tasks_max = parsed.int("tasks.max").map_or(1, |n| n as u32);
         let connector = match connector {
@@ -203,10 +244,40 @@ impl Registry {
             connector,
             tasks_max,
             encoder,
+            decoder,
             topics,
-            warnings: parsed.warnings.clone(),
+            transforms,
+            data_encoder,
+            errors: error_policy,
+            warnings,
         })
     }
+}
+
+/// The `key.converter*` / `value.converter*` settings of a connector config, with their
+/// full keys.
+fn converter_settings(parsed: &Parsed) -> RawConfig {
+    let mut converters = RawConfig::new();
+    for side in ["key.converter", "value.converter"] {
+        converters.extend(
+            parsed
+                .with_prefix(&format!("{side}."))
+                .into_iter()
+                .map(|(k, v)| (format!("{side}.{k}"), v)),
+        );
+        if let Some(v) = parsed.str(side) {
+            converters.insert(side.to_owned(), v.to_owned());
+        }
+    }
+    converters
+}
+
+/// The `transforms*` / `predicates*` settings of a connector config.
+fn transform_settings(raw: &RawConfig) -> RawConfig {
+    raw.iter()
+        .filter(|(k, _)| k.starts_with("transforms") || k.starts_with("predicates"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn check_common(parsed: &Parsed, errors: &mut ConfigErrors) {
@@ -214,18 +285,6 @@ fn check_common(parsed: &Parsed, errors: &mut ConfigErrors) {
         errors.push(
             "exactly.once.support",
             "\"required\" is not supported yet: exactly-once source delivery needs Kafka transactions, and no broker installable here supports them; use \"requested\" (at-least-once, duplicates possible after a crash)",
-        );
-    }
-    if !parsed.list("transforms").is_empty() {
-        errors.push(
-            "transforms",
-            "single message transforms are not supported yet; remove the transforms settings",
-        );
-    }
-    if parsed.str("errors.tolerance") == Some("all") {
-        errors.push(
-            "errors.tolerance",
-            "\"all\" (skip bad records to a dead-letter topic) is not supported yet; use \"none\"",
         );
     }
 }
@@ -272,5 +331,106 @@ fn sink_topics(raw: &RawConfig, errors: &mut ConfigErrors) -> Option<TopicSelect
             errors.push("topics", "a sink needs topics or topics.regex");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn validate(pairs: &[(&str, &str)]) -> Result<Validated, ConfigErrors> {
+        Registry::with_builtins().validate(&ConnectorConfig {
+            name: "c".into(),
+            config: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn transforms_and_error_settings_are_validated_and_kept() {
+        let v = validate(&[
+            ("connector.class", "datagen"),
+            ("transforms", "unwrap,route"),
+            (
+                "transforms.unwrap.type",
+                "io.debezium.transforms.ExtractNewRecordState",
+            ),
+            ("transforms.route.type", "RegexRouter"),
+            ("transforms.route.regex", "(.*)"),
+            ("transforms.route.replacement", "copy-$1"),
+            ("transforms.route.predicate", "notTombstone"),
+            ("transforms.route.negate", "true"),
+            ("predicates", "notTombstone"),
+            ("predicates.notTombstone.type", "RecordIsTombstone"),
+            ("errors.tolerance", "all"),
+        ])
+        .unwrap_or_else(|e| panic!("valid: {e}"));
+        assert_eq!(v.transforms.aliases(), ["unwrap", "route"]);
+        assert!(
+            v.data_encoder.is_some(),
+            "sources with transforms get an encoder"
+        );
+        assert!(v.errors.tolerate);
+
+        let v = validate(&[
+            ("connector.class", "FileStreamSink"),
+            ("topics", "a"),
+            ("file", "/tmp/x"),
+            ("errors.tolerance", "all"),
+            ("errors.retry.timeout", "-1"),
+            ("errors.deadletterqueue.topic.name", "dlq-a"),
+            ("errors.deadletterqueue.context.headers.enable", "true"),
+            ("errors.log.enable", "true"),
+        ])
+        .unwrap_or_else(|e| panic!("valid: {e}"));
+        assert_eq!(v.errors.dlq_topic.as_deref(), Some("dlq-a"));
+        assert!(v.errors.context_headers && v.errors.log_enable);
+        assert_eq!(v.errors.retry_timeout, None);
+        assert_eq!(v.errors.retry_delay_max, Duration::from_secs(60));
+        assert!(v.data_encoder.is_none());
+    }
+
+    #[test]
+    fn bad_transform_and_error_settings_name_their_keys() {
+        let err = validate(&[
+            ("connector.class", "datagen"),
+            ("transforms", "route"),
+            ("transforms.route.type", "RegexRouter"),
+            ("transforms.route.regex", "(unclosed"),
+            ("transforms.route.replacement", "x"),
+            ("errors.tolerance", "some"),
+            ("errors.retry.timeout", "soon"),
+        ])
+        .err()
+        .expect("invalid");
+        let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"errors.tolerance"), "{fields:?}");
+        assert!(fields.contains(&"errors.retry.timeout"), "{fields:?}");
+
+        let err = validate(&[
+            ("connector.class", "datagen"),
+            ("transforms", "route"),
+            ("transforms.route.type", "RegexRouter"),
+            ("transforms.route.regex", "(unclosed"),
+            ("transforms.route.replacement", "x"),
+        ])
+        .err()
+        .expect("invalid");
+        assert_eq!(err.0[0].field, "transforms.route.regex");
+
+        let err = validate(&[
+            ("connector.class", "FileStreamSink"),
+            ("topics", "a"),
+            ("file", "/tmp/x"),
+            ("errors.tolerance", "all"),
+            ("errors.deadletterqueue.topic.name", "bad/topic"),
+        ])
+        .err()
+        .expect("invalid");
+        assert_eq!(err.0[0].field, "errors.deadletterqueue.topic.name");
     }
 }

@@ -71,10 +71,7 @@ pub async fn open_stream(
 ) -> Result<BinlogStream, MySqlError> {
     let mut conn = Conn::new(opts)
         .await
-        .map_err(|source| MySqlError::Connect {
-            target: cfg.target(),
-            source,
-        })?;
+        .map_err(|source| MySqlError::connect(cfg.target(), source))?;
     let mut session = Vec::new();
     if mariadb {
         // Without capability 4 MariaDB replaces its GTID events by dummies.

@@ -12,6 +12,13 @@ pub enum MySqlError {
         #[source]
         source: mysql_async::Error,
     },
+    /// The server refused the credentials: retrying cannot help.
+    #[error(
+        "connection to {target} failed: access denied ({message}): check database.user and \
+         database.password; the user needs REPLICATION SLAVE, REPLICATION CLIENT, SELECT, \
+         RELOAD and LOCK TABLES"
+    )]
+    AccessDenied { target: String, message: String },
     /// A query failed (the statement is named, never row values).
     #[error("{what} failed")]
     Query {
@@ -63,6 +70,7 @@ impl MySqlError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             MySqlError::Connect { .. } => ErrorKind::Transient,
+            MySqlError::AccessDenied { .. } => ErrorKind::Config,
             MySqlError::Query { source, .. } => match source {
                 mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => ErrorKind::Transient,
                 mysql_async::Error::Server(e) if matches!(e.code, 1205 | 1213 | 2013) => {
@@ -76,6 +84,20 @@ impl MySqlError {
             | MySqlError::Unsupported(_)
             | MySqlError::Decode { .. }
             | MySqlError::BadOffset(_) => ErrorKind::Definite,
+        }
+    }
+
+    /// A failed connection attempt: access denied (1044/1045) is a config error, anything
+    /// else is retried.
+    pub fn connect(target: String, source: mysql_async::Error) -> Self {
+        match source {
+            mysql_async::Error::Server(e) if matches!(e.code, 1044 | 1045) => {
+                MySqlError::AccessDenied {
+                    target,
+                    message: e.message,
+                }
+            }
+            source => MySqlError::Connect { target, source },
         }
     }
 

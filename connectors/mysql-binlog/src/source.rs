@@ -75,10 +75,7 @@ impl MySqlSource {
     async fn connect(&self) -> Result<Conn, MySqlError> {
         Conn::new(self.opts())
             .await
-            .map_err(|source| MySqlError::Connect {
-                target: self.cfg.target(),
-                source,
-            })
+            .map_err(|source| MySqlError::connect(self.cfg.target(), source))
     }
 
     /// The partition of every record: `{"server": "<topic.prefix>"}`.
@@ -311,6 +308,8 @@ pub struct MySqlTask {
     last_heartbeat: Instant,
     last_heartbeat_offset: Option<serde_json::Value>,
     batch: usize,
+    /// When the binlog bytes behind the server were last measured (for `/metrics`).
+    last_lag_check: Instant,
 }
 
 impl MySqlSource {
@@ -428,6 +427,7 @@ impl MySqlSource {
             last_heartbeat: Instant::now(),
             last_heartbeat_offset: None,
             batch: 8192,
+            last_lag_check: Instant::now(),
         })
     }
 
@@ -461,7 +461,6 @@ impl MySqlTask {
                 Some(records) => {
                     self.progress
                         .set_snapshot(snap.rows_done, snap.rows_estimated.max(snap.rows_done));
-                    self.progress.add(records.len() as u64, 0);
                     self.phase = Some(Phase::Snapshot(snap));
                     Ok(records)
                 }
@@ -530,7 +529,10 @@ impl MySqlTask {
         }) {
             self.progress.set_source_ts(last);
         }
-        self.progress.add(out.len() as u64, 0);
+        if self.last_lag_check.elapsed() >= Duration::from_secs(5) {
+            self.last_lag_check = Instant::now();
+            self.report_binlog_lag(reader).await;
+        }
         tracing::trace!(connector = %self.source.name, records = out.len(), "stream batch");
         if out.iter().any(|r| r.offset.is_some()) {
             self.last_heartbeat = Instant::now();
@@ -553,6 +555,43 @@ impl MySqlTask {
             });
         }
         Ok(out)
+    }
+}
+
+impl MySqlTask {
+    /// Reports the binlog bytes the task is behind the server: from the last transaction
+    /// boundary read to the end of the newest binlog file (`SHOW BINARY LOGS` sizes).
+    /// Best effort: a failed measurement leaves the last value.
+    async fn report_binlog_lag(&self, reader: &BinlogReader) {
+        let Some(at) = reader.boundary_offset() else {
+            return;
+        };
+        let (Some(file), Some(pos)) = (at.value["file"].as_str(), at.value["pos"].as_u64()) else {
+            return;
+        };
+        let Ok(mut conn) = Conn::new(self.opts.clone()).await else {
+            return;
+        };
+        let logs: Result<Vec<mysql_async::Row>, _> = conn.query("SHOW BINARY LOGS").await;
+        let _ = conn.disconnect().await;
+        let Ok(logs) = logs else {
+            return;
+        };
+        let mut behind = None;
+        for mut row in logs {
+            let (Some(name), Some(size)) = (row.take::<String, _>(0), row.take::<u64, _>(1)) else {
+                continue;
+            };
+            // Binlog file names share a prefix and a fixed-width sequence number.
+            match name.as_str().cmp(file) {
+                std::cmp::Ordering::Equal => behind = Some(size.saturating_sub(pos)),
+                std::cmp::Ordering::Greater => behind = behind.map(|b: u64| b + size),
+                std::cmp::Ordering::Less => {}
+            }
+        }
+        if let Some(bytes) = behind {
+            self.progress.set_lag_bytes(bytes);
+        }
     }
 }
 

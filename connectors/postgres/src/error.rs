@@ -59,7 +59,11 @@ impl PgError {
             PgError::Io { .. } => ErrorKind::Transient,
             PgError::Sql { source, .. } => match source.code() {
                 // Permission, missing object, bad config: retrying will not help.
-                Some(code) if code.code().starts_with("42") || code.code().starts_with("28") => {
+                Some(code)
+                    if code.code().starts_with("42")
+                        || code.code().starts_with("28")
+                        || code.code().starts_with("3D") =>
+                {
                     ErrorKind::Definite
                 }
                 _ => ErrorKind::Transient,
@@ -98,6 +102,19 @@ impl From<PgError> for ConnectorError {
                 context,
             } if context == "preflight" => {
                 ConnectorError::new(kind, format!("{message} (SQLSTATE {code})"))
+            }
+            PgError::Sql { context, source }
+                if source.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) =>
+            {
+                let detail = source
+                    .as_db_error()
+                    .map_or_else(|| source.to_string(), |e| e.message().to_owned());
+                ConnectorError::new(
+                    kind,
+                    format!(
+                        "{context}: {detail}: database.dbname names a database that does not exist on this server; create it or fix database.dbname"
+                    ),
+                )
             }
             other => ConnectorError::new(kind, "postgres").with_source(other),
         }

@@ -1027,6 +1027,7 @@ impl PgTask {
         self.last_lag_check = Instant::now();
         match slot::slot_lag_bytes(&self.sql, &self.cfg.slot_name).await {
             Ok(Some(lag)) => {
+                self.progress.set_lag_bytes(u64::try_from(lag).unwrap_or(0));
                 self.progress
                     .set_phase(&format!("streaming (slot lag {lag} bytes)"));
                 debug!(slot = %self.cfg.slot_name, lag_bytes = lag, "slot lag");

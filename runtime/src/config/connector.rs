@@ -202,7 +202,17 @@ fn interpolate_value(value: &str) -> Result<String, String> {
         let end = after
             .find('}')
             .ok_or_else(|| "unterminated ${...} placeholder (missing '}')".to_owned())?;
-        out.push_str(&resolve(&after[..end])?);
+        let reference = &after[..end];
+        match resolve(reference) {
+            Ok(v) => out.push_str(&v),
+            // Kafka Connect substitutes only `${provider:...}`: a bare `${name}` that is not an
+            // environment variable is left as written (Debezium's outbox router uses
+            // `${routedByValue}` in `route.topic.replacement`).
+            Err(_) if !reference.contains(':') && std::env::var_os(reference).is_none() => {
+                out.push_str(&rest[start..start + 2 + end + 1]);
+            }
+            Err(e) => return Err(e),
+        }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -217,7 +227,11 @@ fn resolve(reference: &str) -> Result<String, String> {
             _ => (spec, None),
         };
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {path} for ${{file:...}}: {e}"))?;
+            .map_err(|e| {
+                let cwd = std::env::current_dir()
+                    .map_or_else(|_| "?".to_owned(), |d| d.display().to_string());
+                format!("cannot read {path} for ${{file:...}} (relative paths are from the working directory {cwd}): {e}")
+            })?;
         return match key {
             None => Ok(text.trim_end_matches(['\n', '\r']).to_owned()),
             Some(key) => text
@@ -303,17 +317,21 @@ mod tests {
             ("b".to_string(), "pre-${env:PATH}-post".to_string()),
             (
                 "c".to_string(),
-                "${TRIBUTARY_TEST_SURELY_UNSET}".to_string(),
+                "${env:TRIBUTARY_TEST_SURELY_UNSET}".to_string(),
             ),
+            // Not a provider reference: left as written (Debezium's `${routedByValue}`).
+            ("d".to_string(), "${routedByValue}.events".to_string()),
         ]
         .into_iter()
         .collect();
         let err = interpolate(&raw).expect_err("c is unset");
         assert_eq!(err.0.len(), 1);
         assert_eq!(err.0[0].field, "c");
+        assert!(err.0[0].message.contains("TRIBUTARY_TEST_SURELY_UNSET"), "{err}");
         let ok: RawConfig = raw.into_iter().filter(|(k, _)| k != "c").collect();
         let out = interpolate(&ok).expect("resolved");
         assert_eq!(out["a"], "s3cret");
+        assert_eq!(out["d"], "${routedByValue}.events");
         assert!(out["b"].starts_with("pre-/") && out["b"].ends_with("-post"));
     }
 }

@@ -100,6 +100,22 @@ fn render_required(schema: &ConnectSchema, seen: &mut HashSet<String>) -> J {
             J::Object(m)
         }
         ConnectType::Array(items) => json!({"type": "array", "items": render(items, seen)}),
+        // Confluent's AvroData: string keys make an Avro map, others an array of pairs.
+        ConnectType::Map(keys, values) if keys.ty == ConnectType::String && !keys.optional => {
+            json!({"type": "map", "values": render(values, seen)})
+        }
+        ConnectType::Map(keys, values) => json!({
+            "type": "array",
+            "items": {
+                "type": "record",
+                "name": "MapEntry",
+                "namespace": "io.confluent.connect.avro",
+                "fields": [
+                    {"name": "key", "type": render(keys, seen)},
+                    {"name": "value", "type": render(values, seen)},
+                ],
+            },
+        }),
         primitive => {
             let (base, connect_type) = match primitive {
                 ConnectType::Int8 => ("int", Some("int8")),
@@ -424,7 +440,7 @@ fn encode_value(kind: &Kind, value: &Value, buf: &mut Vec<u8>) -> Result<(), Str
 }
 
 /// The decimal at exactly `scale` fractional digits; `None` when that would lose digits.
-fn rescale(d: &Decimal, scale: u32) -> Option<Cow<'_, Decimal>> {
+pub fn rescale(d: &Decimal, scale: u32) -> Option<Cow<'_, Decimal>> {
     use std::cmp::Ordering;
     match d.scale().cmp(&scale) {
         Ordering::Equal => Some(Cow::Borrowed(d)),

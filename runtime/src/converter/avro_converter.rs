@@ -95,6 +95,11 @@ impl AvroConverter {
         }
     }
 
+    /// The registry this side resolves schemas in.
+    pub fn target(&self) -> &RegistryTarget {
+        &self.settings.target
+    }
+
     fn cached(
         &self,
         topic: &str,
@@ -120,6 +125,12 @@ impl AvroConverter {
         modes: &ValueModes,
     ) -> Result<Arc<TableCodec>, ConnectorError> {
         let (schema, plan, what): (ConnectSchema, RowPlan, &str) = match source {
+            // The value side without a source block: a flat row (`Payload::Row`).
+            None if !self.is_key => (
+                connect::flat_row_schema(table, modes),
+                RowPlan::new(table, None, modes),
+                "value schema",
+            ),
             None => (
                 connect::key_schema(topic, table, modes).ok_or_else(|| {
                     ConnectorError::definite(format!("table {} has no key to encode", table.id))
@@ -160,6 +171,25 @@ impl AvroConverter {
 
     /// Writes the key record (the table's key columns of `row`) into `buf`.
     pub async fn encode_key(
+        &self,
+        topic: &Arc<str>,
+        table: &SchemaRef,
+        row: &Row,
+        modes: &ValueModes,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), ConnectorError> {
+        let codec = match self.cached(topic, table, None) {
+            Some(c) => c,
+            None => self.prepare(topic, table, None, modes).await?,
+        };
+        buf.clear();
+        wire::write_header(buf, codec.id);
+        avro::encode_row(&codec.plan, row, modes, buf)
+            .map_err(|e| encode_error(topic, &table.id, e))
+    }
+
+    /// Writes a flat row (every column of `row`, no envelope) as the value into `buf`.
+    pub async fn encode_flat_row(
         &self,
         topic: &Arc<str>,
         table: &SchemaRef,

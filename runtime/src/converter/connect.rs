@@ -22,6 +22,8 @@ pub enum ConnectType {
     String,
     Bytes,
     Array(Box<ConnectSchema>),
+    /// Key and value schemas.
+    Map(Box<ConnectSchema>, Box<ConnectSchema>),
     Struct(Vec<ConnectField>),
 }
 
@@ -101,12 +103,17 @@ impl ConnectSchema {
             ConnectType::String => "string",
             ConnectType::Bytes => "bytes",
             ConnectType::Array(_) => "array",
+            ConnectType::Map(..) => "map",
             ConnectType::Struct(_) => "struct",
         };
         m.insert("type".into(), J::from(type_name));
         match &self.ty {
             ConnectType::Array(items) => {
                 m.insert("items".into(), items.connect_json(None));
+            }
+            ConnectType::Map(keys, values) => {
+                m.insert("keys".into(), keys.connect_json(None));
+                m.insert("values".into(), values.connect_json(None));
             }
             ConnectType::Struct(fields) => {
                 let fields = fields
@@ -381,6 +388,15 @@ pub fn row_schema(topic: &str, table: &TableSchema, modes: &ValueModes) -> Conne
         })
         .collect();
     ConnectSchema::structure(record_name(topic, "Value"), fields)
+}
+
+/// The value struct of a flat row record ([`Payload::Row`](crate::record::Payload::Row)):
+/// every column, named after the table as Kafka Connect's JDBC source names it.
+pub fn flat_row_schema(table: &TableSchema, modes: &ValueModes) -> ConnectSchema {
+    ConnectSchema {
+        name: Some(table.id.name.clone()),
+        ..row_schema("", table, modes)
+    }
 }
 
 /// Kind of a connector-specific `source` field. Known Debezium fields have fixed types so a

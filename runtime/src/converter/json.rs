@@ -133,7 +133,19 @@ impl Serialize for ValueJson<'_> {
                     map.serialize_entry("value", &BASE64.encode(d.unscaled_be_bytes()))?;
                     map.end()
                 }
-                DecimalMode::Precise => s.serialize_str(&BASE64.encode(d.unscaled_be_bytes())),
+                // Kafka Connect `Decimal` bytes are read at the schema's (the column's) scale.
+                DecimalMode::Precise => {
+                    let scale = match self.column.data_type {
+                        DataType::Decimal { scale, .. } => scale,
+                        _ => d.scale(),
+                    };
+                    let d = super::avro::rescale(d, scale).ok_or_else(|| {
+                        serde::ser::Error::custom(format!(
+                            "{d} has more than {scale} fractional digits; it cannot be written exactly"
+                        ))
+                    })?;
+                    s.serialize_str(&BASE64.encode(d.unscaled_be_bytes()))
+                }
                 DecimalMode::Double => s.serialize_f64(d.to_f64()),
                 DecimalMode::String => s.collect_str(d),
             },

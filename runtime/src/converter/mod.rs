@@ -37,7 +37,7 @@ pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConve
 
 /// One side's converter.
 #[derive(Debug, Clone)]
-enum Converter {
+pub(crate) enum Converter {
     Json { schemas: bool },
     String,
     Avro(Arc<AvroConverter>),
@@ -63,7 +63,11 @@ fn bool_setting(config: &RawConfig, key: &str, default: bool, errors: &mut Confi
     }
 }
 
-fn side_converter(config: &RawConfig, side: &str, errors: &mut ConfigErrors) -> Converter {
+pub(crate) fn side_converter(
+    config: &RawConfig,
+    side: &str,
+    errors: &mut ConfigErrors,
+) -> Converter {
     let class_key = format!("{side}.converter");
     let setting = |name: &str| format!("{side}.converter.{name}");
     match config
@@ -198,6 +202,42 @@ impl Converter {
         Ok(Bytes::copy_from_slice(buf))
     }
 
+    /// A flat row as the value: Kafka Connect's JDBC source shape (no envelope).
+    async fn encode_flat_row(
+        &self,
+        topic: &Arc<str>,
+        table: &SchemaRef,
+        row: &Row,
+        modes: &ValueModes,
+        buf: &mut Vec<u8>,
+    ) -> Result<Bytes, ConnectorError> {
+        let payload = RowJson {
+            table,
+            row,
+            modes,
+            columns: None,
+        };
+        buf.clear();
+        match self {
+            Converter::Json { schemas: true } => {
+                let schema = connect::flat_row_schema(table, modes).to_connect_json();
+                serde_json::to_writer(
+                    &mut *buf,
+                    &WithSchema {
+                        schema: &schema,
+                        payload,
+                    },
+                )
+                .map_err(json_error(topic))?
+            }
+            Converter::Json { schemas: false } | Converter::String => {
+                serde_json::to_writer(&mut *buf, &payload).map_err(json_error(topic))?
+            }
+            Converter::Avro(avro) => avro.encode_flat_row(topic, table, row, modes, buf).await?,
+        }
+        Ok(Bytes::copy_from_slice(buf))
+    }
+
     async fn encode_envelope(
         &self,
         topic: &Arc<str>,
@@ -303,6 +343,16 @@ impl RecordEncoder {
                         .await?,
                 ),
                 value: None,
+                headers: Vec::new(),
+                timestamp_ms: now_ms(),
+            }),
+            Payload::Row { table, row } => Ok(TopicRecord {
+                key: None,
+                value: Some(
+                    self.value
+                        .encode_flat_row(topic, table, row, &self.modes, buf)
+                        .await?,
+                ),
                 headers: Vec::new(),
                 timestamp_ms: now_ms(),
             }),
@@ -423,6 +473,46 @@ mod tests {
             value,
             serde_json::json!({"schema": null, "payload": {"ddl": "CREATE TABLE t (id int)"}})
         );
+    }
+
+    #[tokio::test]
+    async fn flat_rows_have_no_key_and_the_row_as_value() {
+        let table = Arc::new(TableSchema {
+            id: TableId::new("db.public", "unit_flat_row"),
+            version: 1,
+            columns: vec![
+                Column::new("id", DataType::Int64, "int8").not_null(),
+                Column::new("v", DataType::Text, "text"),
+            ],
+            key: Vec::new(),
+        });
+        let record = SourceRecord {
+            topic: Arc::from("jdbc-unit_flat_row"),
+            payload: Payload::Row {
+                table,
+                row: Row(vec![Value::Int(-2), Value::Text("x".into())]),
+            },
+            partition: SourcePartition::from_json(&serde_json::json!({})),
+            offset: None,
+        };
+        let mut buf = Vec::new();
+        let enc = encoder(&[("value.converter.schemas.enable", "true")]).expect("json");
+        let r = enc.encode(&record, &mut buf).await.expect("encode");
+        assert_eq!(r.key, None);
+        let value: serde_json::Value =
+            serde_json::from_slice(r.value.as_deref().expect("value")).expect("json");
+        assert_eq!(value["payload"], serde_json::json!({"id": -2, "v": "x"}));
+        assert_eq!(value["schema"]["name"], "unit_flat_row");
+        assert_eq!(value["schema"]["fields"][1]["optional"], true);
+
+        schema_registry::install_embedded(Arc::new(SchemaStore::in_memory()));
+        let avro = encoder(&[("value.converter", AVRO_CONVERTER)]).expect("avro");
+        let r = avro.encode(&record, &mut buf).await.expect("encode");
+        assert_eq!(r.key, None);
+        let value = r.value.expect("value");
+        let (_, body) = wire::read_header(&value).expect("framed");
+        // id -2 (zig-zag 3), then the union branch of the optional string and "x".
+        assert_eq!(body, [3, 2, 2, b'x']);
     }
 
     #[test]

@@ -237,6 +237,37 @@ impl RegistryTarget {
     }
 }
 
+impl RegistryTarget {
+    /// The schema text registered under `id` (what a reader needs to decode a record).
+    pub async fn schema_by_id(&self, id: u32) -> Result<String, ConnectorError> {
+        let result = match self {
+            RegistryTarget::Http(client) => client.schema(id).await,
+            RegistryTarget::Embedded => {
+                let store: Arc<SchemaStore> = crate::schema_registry::embedded().ok_or_else(|| {
+                    ConnectorError::config(
+                        "no schema registry to read Avro records with: set value.converter.schema.registry.url (and key.converter.schema.registry.url), or run with the embedded storage, which serves the built-in registry",
+                    )
+                })?;
+                tokio::task::spawn_blocking(move || store.schema_by_id(id))
+                    .await
+                    .map_err(|e| {
+                        ConnectorError::transient("schema registry task failed").with_source(e)
+                    })?
+            }
+        };
+        result.map_err(|e| match e.code {
+            c if c >= 50000 || (500..600).contains(&c) => ConnectorError::transient(format!(
+                "schema registry unavailable while reading schema id {id}: {}",
+                e.message
+            )),
+            _ => ConnectorError::definite(format!(
+                "schema id {id} is not in the schema registry ({}); the record was written with another registry",
+                e.message
+            )),
+        })
+    }
+}
+
 /// `use.latest.version`: the latest schema is used only when it is the one derived for the
 /// table version (records are written from the table's columns, not projected onto another
 /// schema).

@@ -87,3 +87,114 @@ mod tests {
         assert_eq!(format_timestamp_utc(-1), "1969-12-31T23:59:59.999999Z");
     }
 }
+
+/// Parses `HH:MM[:SS[.fffffffff]]` into microseconds within a day (nanoseconds truncated).
+pub fn parse_time_of_day(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, ':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let (s, frac) = match parts.next() {
+        None => (0, 0),
+        Some(sec) => {
+            let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
+            if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let micros = format!("{frac:0<6}");
+            (whole.parse::<i64>().ok()?, micros[..6].parse::<i64>().ok()?)
+        }
+    };
+    if !(0..=24).contains(&h) || !(0..60).contains(&m) || !(0..=60).contains(&s) {
+        return None;
+    }
+    Some(((h * 60 + m) * 60 + s) * 1_000_000 + frac)
+}
+
+/// Splits a trailing UTC offset (`Z`, `+05:30`, `-0800`, `+05`) off a time text: the rest
+/// and the offset in seconds east of UTC.
+pub fn split_offset(text: &str) -> Option<(&str, i32)> {
+    if let Some(rest) = text.strip_suffix('Z').or_else(|| text.strip_suffix('z')) {
+        return Some((rest, 0));
+    }
+    let at = text.rfind(['+', '-'])?;
+    let (rest, offset) = text.split_at(at);
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let digits: String = offset[1..].chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m) = match digits.len() {
+        2 => (digits.parse::<i32>().ok()?, 0),
+        4 => (
+            digits[..2].parse::<i32>().ok()?,
+            digits[2..].parse::<i32>().ok()?,
+        ),
+        _ => return None,
+    };
+    Some((rest, sign * (h * 3600 + m * 60)))
+}
+
+/// Parses an ISO-8601 timestamp with an offset (`2024-03-01T12:30:45.123456Z`,
+/// `2024-03-01T12:30:45+02:00`; a space may replace the `T`) into microseconds since the
+/// epoch, UTC.
+pub fn parse_timestamp_tz(text: &str) -> Option<i64> {
+    let (local, offset) = split_offset(text.trim())?;
+    let local = parse_timestamp(local)?;
+    Some(local - i64::from(offset) * 1_000_000)
+}
+
+/// Parses a zone-less ISO-8601 timestamp (`2024-03-01T12:30:45.123456`, or with a space)
+/// into microseconds since the epoch.
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    let (date, time) = text
+        .split_once('T')
+        .or_else(|| text.split_once(' '))
+        .unwrap_or((text, "00:00"));
+    Some(parse_date(date)? * 86_400_000_000 + parse_time_of_day(time)?)
+}
+
+/// Parses `YYYY-MM-DD` (optionally signed extended years) into days since 1970-01-01.
+pub fn parse_date(text: &str) -> Option<i64> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'-' => (-1, &text[1..]),
+        b'+' => (1, &text[1..]),
+        _ => (1, text),
+    };
+    let mut parts = rest.splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    Some(days_from_civil(sign * y, m, d))
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_through_text() {
+        for micros in [0, 1, -1, 1_709_296_245_123_456, -62_135_596_800_000_000] {
+            assert_eq!(
+                parse_timestamp_tz(&format_timestamp_utc(micros)),
+                Some(micros)
+            );
+        }
+        assert_eq!(
+            parse_timestamp_tz("2024-03-01T14:30:45+02:00"),
+            parse_timestamp_tz("2024-03-01T12:30:45Z")
+        );
+        assert_eq!(
+            parse_timestamp_tz("2024-03-01 12:30:45.5-0130"),
+            Some(1_709_296_245_500_000 + 5_400_000_000)
+        );
+        assert_eq!(parse_timestamp_tz("2024-13-01T00:00:00Z"), None);
+        assert_eq!(parse_time_of_day("25:00:00"), None);
+        assert_eq!(
+            parse_time_of_day("12:00:00.123456789"),
+            Some(43_200_123_456)
+        );
+    }
+}

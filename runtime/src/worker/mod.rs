@@ -356,8 +356,8 @@ impl Worker {
         target: TargetState,
     ) -> Vec<TaskHandle> {
         let count = match validated.connector {
-            // Sources here read one ordered stream (binlog, slot): one task.
-            Connector::Source(_) => 1,
+            // Sources that read one ordered stream (binlog, slot) say 1.
+            Connector::Source(ref source) => source.task_count().clamp(1, validated.tasks_max.max(1)),
             Connector::Sink(_) => validated.tasks_max,
         };
         (0..count)
@@ -417,6 +417,9 @@ impl Worker {
                 offsets: self.offsets.clone(),
                 progress,
                 commit_interval,
+                transforms: validated.transforms.clone(),
+                data_encoder: validated.data_encoder.clone(),
+                errors: validated.errors.clone(),
             })),
             Connector::Sink(connector) => Runner::Sink(Box::new(SinkRun {
                 connector_name: Arc::from(name),
@@ -430,6 +433,13 @@ impl Worker {
                 store: self.active_topics.store_for(name, self.store.clone()),
                 progress,
                 commit_interval,
+                decoder: validated.decoder.clone().unwrap_or_else(|| {
+                    Arc::new(
+                        crate::data::decode::RecordDecoder::from_config(&Default::default())
+                            .unwrap_or_else(|_| unreachable!("empty converter config is valid")),
+                    )
+                }),
+                errors: validated.errors.clone(),
             })),
         }
     }
@@ -676,6 +686,13 @@ enum Runner {
 }
 
 impl Runner {
+    fn progress(&self) -> &ProgressHandle {
+        match self {
+            Runner::Source(r) => &r.progress,
+            Runner::Sink(r) => &r.progress,
+        }
+    }
+
     async fn run(&self, control: &mut watch::Receiver<TargetState>) -> Result<(), ConnectorError> {
         match self {
             Runner::Source(r) => r.run(control).await,
@@ -719,6 +736,7 @@ async fn supervise(
                 return;
             }
             Err(err) => {
+                runner.progress().record_error(&err);
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff.reset();
                 }

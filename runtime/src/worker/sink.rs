@@ -8,6 +8,8 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::connector::{SinkConnector, SinkTask, SinkTaskContext};
+use crate::data::decode::RecordDecoder;
+use crate::dead_letter::{ErrantRecordReporter, ErrorPolicy};
 use crate::error::ConnectorError;
 use crate::progress::ProgressHandle;
 use crate::record::{ConsumerOffsets, TopicPartition};
@@ -27,6 +29,9 @@ pub(crate) struct SinkRun {
     pub store: Arc<dyn TopicStore>,
     pub progress: ProgressHandle,
     pub commit_interval: Duration,
+    pub decoder: Arc<RecordDecoder>,
+    /// `errors.*`: what the task's [`ErrantRecordReporter`] does with bad records.
+    pub errors: ErrorPolicy,
 }
 
 /// Kafka Connect's consumer group name for a sink connector.
@@ -47,6 +52,13 @@ impl SinkRun {
                 connector: self.connector_name.clone(),
                 task_id: self.task_id,
                 progress: self.progress.clone(),
+                decoder: self.decoder.clone(),
+                errors: ErrantRecordReporter::new(
+                    self.errors.clone(),
+                    self.store.clone(),
+                    self.connector_name.clone(),
+                    self.task_id,
+                ),
             })
             .await?;
         let mut consumer = self
@@ -114,6 +126,7 @@ impl SinkRun {
                         r.offset + 1,
                     );
                 }
+                self.progress.consumed_batch(&records);
                 task.put(records).await?;
             }
             if consumed != committed && last_commit.elapsed() >= self.commit_interval {
@@ -148,7 +161,239 @@ impl SinkRun {
             return Ok(());
         }
         consumer.commit(&advance).await?;
+        self.progress.durable_in_sink(&advance);
         committed.extend(advance);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The dead-letter path through the real sink runner and the embedded log: a poison
+    //! record lands in the dead-letter topic with its context while the rest flows, or, with
+    //! `errors.tolerance=none`, fails the task naming its position.
+
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::config::RawConfig;
+    use crate::dead_letter::{Stage, headers};
+    use crate::log::{EmbeddedLog, LogConfig};
+    use crate::record::{SinkRecord, TopicRecord};
+    use crate::storage::{EmbeddedStore, ProduceRecord, TopicSelector};
+
+    /// A sink that decodes every record and reports the ones it cannot decode.
+    struct DecodingSink {
+        written: Arc<Mutex<Vec<u64>>>,
+    }
+
+    struct DecodingTask {
+        decoder: Arc<RecordDecoder>,
+        errors: ErrantRecordReporter,
+        written: Arc<Mutex<Vec<u64>>>,
+    }
+
+    #[async_trait]
+    impl SinkConnector for DecodingSink {
+        async fn open_task(
+            &self,
+            ctx: SinkTaskContext,
+        ) -> Result<Box<dyn SinkTask>, ConnectorError> {
+            Ok(Box::new(DecodingTask {
+                decoder: ctx.decoder,
+                errors: ctx.errors,
+                written: self.written.clone(),
+            }))
+        }
+    }
+
+    #[async_trait]
+    impl SinkTask for DecodingTask {
+        async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectorError> {
+            for r in records {
+                match self.decoder.decode(&r).await {
+                    Ok(_) => self
+                        .written
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(r.offset),
+                    Err(e) => self.errors.report(&r, Stage::ValueConverter, e).await?,
+                }
+            }
+            Ok(())
+        }
+
+        async fn flush(&mut self) -> Result<(), ConnectorError> {
+            Ok(())
+        }
+    }
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        store: Arc<EmbeddedStore>,
+        run: SinkRun,
+        written: Arc<Mutex<Vec<u64>>>,
+        topic: String,
+    }
+
+    /// Five records in `topic`, the one at offset 2 not JSON.
+    async fn setup(name: &str, policy: ErrorPolicy) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            EmbeddedStore::new(EmbeddedLog::open(dir.path(), LogConfig::default()).expect("log"));
+        let topic = format!("{name}-orders");
+        store.ensure_topic(&topic).await.expect("topic");
+        let records = (0..5u64)
+            .map(|i| ProduceRecord {
+                topic: Arc::from(topic.as_str()),
+                partition: 0,
+                record: TopicRecord {
+                    key: Some(Bytes::from(format!("{{\"id\":{i}}}"))),
+                    value: Some(if i == 2 {
+                        Bytes::from_static(b"\x00\x01 not json")
+                    } else {
+                        Bytes::from(format!("{{\"id\":{i},\"total\":10}}"))
+                    }),
+                    headers: Vec::new(),
+                    timestamp_ms: 1000 + i as i64,
+                },
+            })
+            .collect();
+        store.produce(records).await.expect("produce");
+        let converters: RawConfig = [
+            ("key.converter.schemas.enable", "false"),
+            ("value.converter.schemas.enable", "false"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let run = SinkRun {
+            connector_name: Arc::from(name),
+            task_id: 0,
+            task_count: 1,
+            connector: Arc::new(DecodingSink {
+                written: written.clone(),
+            }),
+            topics: TopicSelector::Names(vec![topic.clone()]),
+            store: store.clone(),
+            progress: ProgressHandle::new(),
+            commit_interval: Duration::ZERO,
+            decoder: Arc::new(RecordDecoder::from_config(&converters).expect("decoder")),
+            errors: policy,
+        };
+        Setup {
+            _dir: dir,
+            store,
+            run,
+            written,
+            topic,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_poison_record_is_dead_lettered_while_the_rest_flows() {
+        let policy = ErrorPolicy {
+            tolerate: true,
+            dlq_topic: Some("dlq-runner".into()),
+            context_headers: true,
+            connector_class: "io.tributary.test.DecodingSink".into(),
+            ..ErrorPolicy::default()
+        };
+        let s = setup("dlq-runner-all", policy).await;
+        let (control, mut rx) = watch::channel(TargetState::Running);
+        let run = s.run;
+        let handle = tokio::spawn(async move { run.run(&mut rx).await });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.written.lock().unwrap_or_else(|p| p.into_inner()).len() < 4 {
+            assert!(
+                Instant::now() < deadline,
+                "the good records were not written"
+            );
+            assert!(!handle.is_finished(), "the sink task stopped early");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        control.send(TargetState::Stopped).expect("control");
+        handle.await.expect("join").expect("the task does not fail");
+        assert_eq!(
+            *s.written.lock().unwrap_or_else(|p| p.into_inner()),
+            [0, 1, 3, 4]
+        );
+
+        let mut dlq = s
+            .store
+            .consumer(
+                "check",
+                TopicSelector::Names(vec!["dlq-runner".into()]),
+                0,
+                1,
+            )
+            .await
+            .expect("consumer");
+        let records = dlq.poll(10, Duration::from_secs(5)).await.expect("poll");
+        assert_eq!(records.len(), 1);
+        let r = &records[0].record;
+        assert_eq!(r.value.as_deref(), Some(&b"\x00\x01 not json"[..]));
+        assert_eq!(r.key.as_deref(), Some(&b"{\"id\":2}"[..]));
+        let header = |name: &str| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(header(headers::TOPIC), Some(s.topic.clone()));
+        assert_eq!(header(headers::OFFSET).as_deref(), Some("2"));
+        assert_eq!(header(headers::STAGE).as_deref(), Some("VALUE_CONVERTER"));
+        assert!(
+            header(headers::EXCEPTION_MESSAGE)
+                .is_some_and(|m| m.contains("cannot decode the value"))
+        );
+        // Everything, the dead-lettered record included, is committed.
+        let committed = s
+            .store
+            .log()
+            .group_offsets(&group_id("dlq-runner-all"))
+            .expect("group");
+        assert_eq!(
+            committed.get(&TopicPartition::new(s.topic.as_str(), 0)),
+            Some(&5)
+        );
+        let counters = crate::dead_letter::counters("dlq-runner-all", 0);
+        assert_eq!(
+            counters
+                .dead_lettered
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn tolerance_none_fails_the_task_at_the_poison_record() {
+        let s = setup("dlq-runner-none", ErrorPolicy::default()).await;
+        let (_control, mut rx) = watch::channel(TargetState::Running);
+        let err = tokio::time::timeout(Duration::from_secs(30), s.run.run(&mut rx))
+            .await
+            .expect("fails promptly")
+            .expect_err("the task fails");
+        assert_eq!(err.kind, crate::error::ErrorKind::Definite);
+        let position = format!("{}-0@2", s.topic);
+        assert!(err.message.contains(&position), "{}", err.message);
+        assert!(err.message.contains("VALUE_CONVERTER"), "{}", err.message);
+        assert_eq!(*s.written.lock().unwrap_or_else(|p| p.into_inner()), [0, 1]);
+        // Nothing at or past the poison record is committed.
+        let committed = s
+            .store
+            .log()
+            .group_offsets(&group_id("dlq-runner-none"))
+            .expect("group");
+        assert!(
+            committed
+                .get(&TopicPartition::new(s.topic.as_str(), 0))
+                .is_none_or(|o| *o <= 2)
+        );
+        assert!(s.store.log().topic("dlq-runner").is_none());
     }
 }

@@ -20,6 +20,7 @@ fn ops(records: &[SourceRecord]) -> Vec<&'static str> {
         .map(|r| match &r.payload {
             Payload::Change(e) => e.op.code(),
             Payload::Tombstone { .. } => "tombstone",
+            Payload::Row { .. } => "row",
             Payload::Json { .. } => "json",
         })
         .collect()

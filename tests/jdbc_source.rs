@@ -1,0 +1,347 @@
+//! The JDBC polling source through the real binary: the issue's example created with
+//! `POST /connectors`, its rows read back over REST, a restart that resumes exactly, and a bad
+//! column rejected before anything is read.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::env::{TestEnv, unique_name, with_database};
+
+/// The example of issue 14, verbatim.
+const EXAMPLE: &str = r#"{"name":"postgres-source","config":{"connector.class":"io.confluent.connect.jdbc.JdbcSourceConnector","connection.url":"jdbc:postgresql://localhost:5432/mydb","table.whitelist":"orders","mode":"incrementing","incrementing.column.name":"id","topic.prefix":"postgres-"}}"#;
+
+/// A `tributary run` on an ephemeral REST port, killed when dropped.
+struct Worker {
+    child: tokio::process::Child,
+    url: String,
+}
+
+async fn start(data: &Path, log: &Path) -> Worker {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["run", "--rest-port", "0", "--data-dir"])
+        .arg(data)
+        .env("TRIBUTARY_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn tributary");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(url) = text
+            .lines()
+            .find(|l| l.contains("REST API ready"))
+            .and_then(|l| l.split("url=").nth(1))
+            .map(|u| u.split_whitespace().next().unwrap_or(u).to_owned())
+        {
+            return Worker { child, url };
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("tributary exited ({status}):\n{text}");
+        }
+        assert!(Instant::now() < deadline, "no REST API ready line:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Worker {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = reqwest::get(format!("{}{path}", self.url))
+            .await
+            .expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Every record value of a topic (all partitions), in offset order per partition.
+    async fn values(&self, topic: &str) -> Vec<Value> {
+        let (status, topics) = self.get("/topics").await;
+        assert_eq!(status, 200, "{topics}");
+        let partitions = topics
+            .as_array()
+            .and_then(|ts| {
+                ts.iter()
+                    .find(|t| t["name"] == topic || t["topic"] == topic)
+            })
+            .and_then(|t| t["partitions"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        let mut out = Vec::new();
+        for p in 0..partitions {
+            let (status, body) = self
+                .get(&format!(
+                    "/topics/{topic}/records?partition={p}&offset=0&limit=1000"
+                ))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            for r in body["records"].as_array().cloned().unwrap_or_default() {
+                assert!(r["key"].is_null(), "records have no key: {r}");
+                out.push(r["value"].clone());
+            }
+        }
+        out
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Waits (polling, with a deadline) until `check` returns `Some`.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// The example with only its server address pointed at the test environment's Postgres
+/// (and its credentials, which the example leaves to the deployment).
+fn example_against(env: &TestEnv, database: &str) -> Value {
+    let port = env.var("TRIB_PG_PORT").unwrap_or("15432");
+    let mut example: Value = serde_json::from_str(EXAMPLE).expect("example JSON");
+    let url = example["config"]["connection.url"]
+        .as_str()
+        .expect("url")
+        .replace(
+            "localhost:5432/mydb",
+            &format!("127.0.0.1:{port}/{database}"),
+        );
+    example["config"]["connection.url"] = json!(format!("{url}?user=postgres&password=postgres"));
+    example
+}
+
+fn ids(values: &[Value]) -> Vec<i64> {
+    values
+        .iter()
+        .map(|v| v["id"].as_i64().expect("id"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_issue_example_runs_against_postgres_and_resumes_after_a_restart() {
+    let env = TestEnv::load();
+    let root = pg(&env.pg_url).await;
+    // The example's database and table, as named; only this test uses them.
+    if let Err(e) = root.batch_execute("CREATE DATABASE mydb").await {
+        assert_eq!(
+            e.code(),
+            Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE),
+            "create mydb: {e:?}"
+        );
+    }
+    let db = pg(&with_database(&env.pg_url, "mydb")).await;
+    db.batch_execute(
+        "DROP TABLE IF EXISTS orders;
+         CREATE TABLE orders (id serial PRIMARY KEY, product text NOT NULL, quantity int NOT NULL);
+         INSERT INTO orders (product, quantity) VALUES ('apple', 3), ('pear', 1), ('plum', 7);",
+    )
+    .await
+    .expect("orders table");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: PathBuf = dir.path().join("data");
+    let worker = start(&data, &dir.path().join("worker1.log")).await;
+    let (status, body) = worker
+        .post("/connectors", &example_against(&env, "mydb"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let values = eventually("the three rows", || async {
+        let v = worker.values("postgres-orders").await;
+        (v.len() >= 3).then_some(v)
+    })
+    .await;
+    assert_eq!(
+        values[0],
+        json!({"id": 1, "product": "apple", "quantity": 3})
+    );
+    assert_eq!(ids(&values), vec![1, 2, 3]);
+
+    db.batch_execute("INSERT INTO orders (product, quantity) VALUES ('fig', 2)")
+        .await
+        .expect("insert");
+    eventually("the new row", || async {
+        (ids(&worker.values("postgres-orders").await) == vec![1, 2, 3, 4]).then_some(())
+    })
+    .await;
+    // The committed offset, in Kafka Connect's format.
+    eventually("offset of row 4 committed", || async {
+        let (_, body) = worker.get("/connectors/postgres-source/offsets").await;
+        let offsets = body["offsets"].as_array().cloned().unwrap_or_default();
+        offsets
+            .iter()
+            .any(|o| {
+                o["partition"] == json!({"protocol": "1", "table": "mydb.public.orders"})
+                    && o["offset"] == json!({"incrementing": 4})
+            })
+            .then_some(())
+    })
+    .await;
+    worker.stop().await;
+
+    db.batch_execute("INSERT INTO orders (product, quantity) VALUES ('kiwi', 5)")
+        .await
+        .expect("insert");
+    let worker = start(&data, &dir.path().join("worker2.log")).await;
+    let values = eventually("row 5 after the restart", || async {
+        let v = worker.values("postgres-orders").await;
+        (v.len() >= 5).then_some(v)
+    })
+    .await;
+    // The connector came back by itself (its config persisted) and is still polling.
+    let (_, status) = worker.get("/connectors/postgres-source/status").await;
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    assert_eq!(
+        ids(&values),
+        vec![1, 2, 3, 4, 5],
+        "no row skipped, none repeated"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_column_fails_the_connector_before_anything_is_read() {
+    let env = TestEnv::load();
+    let name = unique_name("jdbcbad");
+    let root = pg(&env.pg_url).await;
+    root.batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create db");
+    let db = pg(&with_database(&env.pg_url, &name)).await;
+    db.batch_execute(
+        "CREATE TABLE orders (id serial PRIMARY KEY); INSERT INTO orders DEFAULT VALUES;",
+    )
+    .await
+    .expect("table");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start(&dir.path().join("data"), &dir.path().join("worker.log")).await;
+    let mut config = example_against(&env, &name);
+    config["name"] = json!("bad-column");
+    config["config"]["incrementing.column.name"] = json!("order_id");
+    config["config"]["topic.prefix"] = json!(format!("{name}-"));
+    let (status, body) = worker.post("/connectors", &config).await;
+    assert_eq!(status, 201, "{body}");
+    let trace = eventually("the task to fail", || async {
+        let (_, s) = worker.get("/connectors/bad-column/status").await;
+        (s["tasks"][0]["state"] == "FAILED")
+            .then(|| s["tasks"][0]["trace"].as_str().unwrap_or("").to_owned())
+    })
+    .await;
+    assert!(
+        trace.contains("incrementing.column.name")
+            && trace.contains("no column \"order_id\"")
+            && trace.contains("its columns are id"),
+        "{trace}"
+    );
+    assert!(
+        worker.values(&format!("{name}-orders")).await.is_empty(),
+        "nothing was read"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_max_deals_tables_over_tasks_and_every_row_arrives_once() {
+    let env = TestEnv::load();
+    let name = unique_name("jdbctasks");
+    let root = pg(&env.pg_url).await;
+    root.batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create db");
+    let db = pg(&with_database(&env.pg_url, &name)).await;
+    let tables = ["alpha", "beta", "gamma"];
+    for (i, table) in tables.iter().enumerate() {
+        db.batch_execute(&format!(
+            "CREATE TABLE {table} (id serial PRIMARY KEY, n int NOT NULL);
+             INSERT INTO {table} (n) SELECT g FROM generate_series(1, {}) g;",
+            10 * (i + 1)
+        ))
+        .await
+        .expect("table");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start(&dir.path().join("data"), &dir.path().join("worker.log")).await;
+    let mut config = example_against(&env, &name);
+    config["name"] = json!("spread");
+    config["config"]["tasks.max"] = json!("2");
+    config["config"]["table.whitelist"] = json!(tables.join(","));
+    config["config"]["topic.prefix"] = json!(format!("{name}-"));
+    let (status, body) = worker.post("/connectors", &config).await;
+    assert_eq!(status, 201, "{body}");
+    for (i, table) in tables.iter().enumerate() {
+        let want: Vec<i64> = (1..=10 * (i as i64 + 1)).collect();
+        let topic = format!("{name}-{table}");
+        eventually(&format!("all rows of {table}"), || async {
+            (ids(&worker.values(&topic).await) == want).then_some(())
+        })
+        .await;
+    }
+    let (_, status) = worker.get("/connectors/spread/status").await;
+    let tasks = status["tasks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(tasks.len(), 2, "two tasks for tasks.max=2: {status}");
+    assert!(tasks.iter().all(|t| t["state"] == "RUNNING"), "{status}");
+    // Each table's offset is committed once, by the task that owns it.
+    let expected: Vec<(Value, Value)> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, table)| {
+            (
+                json!({"protocol": "1", "table": format!("{name}.public.{table}")}),
+                json!({"incrementing": 10 * (i + 1)}),
+            )
+        })
+        .collect();
+    let offsets = eventually("every table's offset committed", || async {
+        let (_, body) = worker.get("/connectors/spread/offsets").await;
+        let offsets = body["offsets"].as_array().cloned().unwrap_or_default();
+        expected
+            .iter()
+            .all(|(p, o)| {
+                offsets
+                    .iter()
+                    .any(|x| &x["partition"] == p && &x["offset"] == o)
+            })
+            .then_some(offsets)
+    })
+    .await;
+    for (partition, _) in &expected {
+        let count = offsets
+            .iter()
+            .filter(|o| &o["partition"] == partition)
+            .count();
+        assert_eq!(count, 1, "{partition}: {offsets:?}");
+    }
+    worker.stop().await;
+}
