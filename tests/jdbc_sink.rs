@@ -271,18 +271,19 @@ async fn mariadb_to_postgres_survives_five_kills() {
 
 /// Postgres source rows, normalized (`big` by length and digest: it is TOASTed).
 async fn pg_source_dump(pg: &tokio_postgres::Client) -> Vec<String> {
-    pg.query(
+    pg_dump(pg, "items").await.expect("pg dump")
+}
+
+/// A Postgres `items`-shaped table, normalized; `None` while it does not exist.
+async fn pg_dump(pg: &tokio_postgres::Client, table: &str) -> Option<Vec<String>> {
+    let sql = format!(
         "SELECT concat_ws('|', id, name, coalesce(amount::text, '~'), \
          coalesce(to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '~'), \
          coalesce(doc->>'k', '~'), coalesce(octet_length(big)::text, '~'), coalesce(md5(big), '~')) \
-         FROM items ORDER BY id",
-        &[],
-    )
-    .await
-    .expect("pg dump")
-    .iter()
-    .map(|r| r.get::<_, String>(0))
-    .collect()
+         FROM {table} ORDER BY id"
+    );
+    let rows = pg.query(&sql, &[]).await.ok()?;
+    Some(rows.iter().map(|r| r.get::<_, String>(0)).collect())
 }
 
 async fn mariadb_target_dump(conn: &mut Conn, table: &str) -> Option<Vec<String>> {
@@ -329,6 +330,21 @@ async fn write_pg_changes(pg: tokio_postgres::Client, ops: usize) -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_to_mariadb_exactly_once_with_toast_survives_five_kills() {
+    postgres_source_run(Target::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_to_postgres_exactly_once_with_toast_survives_five_kills() {
+    postgres_source_run(Target::Postgres).await;
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    MariaDb,
+    Postgres,
+}
+
+async fn postgres_source_run(target: Target) {
     let env = TestEnv::load();
     let db = unique_name("jdbcpgmy");
     let slot = unique_name("slot");
@@ -344,7 +360,7 @@ async fn postgres_to_mariadb_exactly_once_with_toast_survives_five_kills() {
     let (pg, conn) = tokio_postgres::connect(&pg_url, NoTls).await.expect("pg");
     tokio::spawn(conn);
     pg.batch_execute(
-        "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, amount numeric(12,2), \
+        "CREATE TABLE items (id int PRIMARY KEY, name text, amount numeric(12,2), \
          ts timestamptz, doc jsonb, big text); \
          ALTER TABLE items ALTER COLUMN big SET STORAGE EXTERNAL; \
          CREATE PUBLICATION pub FOR TABLE items",
@@ -385,10 +401,29 @@ async fn postgres_to_mariadb_exactly_once_with_toast_survives_five_kills() {
         "value.converter": "io.confluent.connect.avro.AvroConverter",
     }});
     let my_hp = crate::support::env::host_port(&env.mariadb_url).expect("mariadb host");
+    // Postgres to Postgres: into a second database of the same server.
+    let target_db = format!("{db}t");
+    let mut target_pg = None;
+    if target == Target::Postgres {
+        pg_admin
+            .batch_execute(&format!("CREATE DATABASE {target_db}"))
+            .await
+            .expect("target db");
+        let (client, conn) =
+            tokio_postgres::connect(&with_database(&env.pg_url, &target_db), NoTls)
+                .await
+                .expect("target pg");
+        tokio::spawn(conn);
+        target_pg = Some(client);
+    }
+    let url = match target {
+        Target::MariaDb => format!("jdbc:mariadb://{my_hp}/{db}?user=root"),
+        Target::Postgres => format!("postgresql://postgres:postgres@{hp}/{target_db}"),
+    };
     let sink = serde_json::json!({"name": "mysink", "config": {
         "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
         "topics": format!("{db}.public.items"),
-        "connection.url": format!("jdbc:mariadb://{my_hp}/{db}?user=root"),
+        "connection.url": url,
         "insert.mode": "upsert",
         "pk.mode": "record_key",
         "delete.enabled": "true",
@@ -461,9 +496,11 @@ async fn postgres_to_mariadb_exactly_once_with_toast_survives_five_kills() {
     let expected = pg_source_dump(&pg).await;
     assert!(!expected.is_empty(), "the writer left rows in the source");
     loop {
-        let got = mariadb_target_dump(&mut my, &table)
-            .await
-            .unwrap_or_default();
+        let got = match &target_pg {
+            Some(t) => pg_dump(t, &table).await,
+            None => mariadb_target_dump(&mut my, &table).await,
+        }
+        .unwrap_or_default();
         if got == expected {
             break;
         }
@@ -489,28 +526,45 @@ async fn postgres_to_mariadb_exactly_once_with_toast_survives_five_kills() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let leaked: Vec<String> = my
-        .query(format!(
-            "SELECT id FROM {table} WHERE big LIKE '%__debezium_unavailable_value%'"
-        ))
-        .await
-        .expect("placeholder check");
-    assert!(
-        leaked.is_empty(),
-        "placeholder reached the target: {leaked:?}"
-    );
-    let offsets: Vec<(String, u64)> = my
-        .query("SELECT topic, next_offset FROM __tributary_sink_offsets WHERE connector = 'mysink'")
-        .await
-        .expect("offsets table");
-    assert_eq!(offsets.len(), 1, "{offsets:?}");
+    let check = "SELECT count(*) FROM {table} WHERE big LIKE '%__debezium_unavailable_value%'";
+    let check = check.replace("{table}", &table);
+    let stored = "SELECT count(*) FROM __tributary_sink_offsets WHERE connector = 'mysink'";
+    let (leaked, offsets): (i64, i64) = match &target_pg {
+        Some(t) => (
+            t.query_one(&check, &[])
+                .await
+                .expect("placeholder check")
+                .get(0),
+            t.query_one(stored, &[])
+                .await
+                .expect("offsets table")
+                .get(0),
+        ),
+        None => (
+            my.query_first(&check)
+                .await
+                .expect("placeholder check")
+                .unwrap_or(-1),
+            my.query_first(stored)
+                .await
+                .expect("offsets table")
+                .unwrap_or(-1),
+        ),
+    };
+    assert_eq!(leaked, 0, "placeholder reached the target");
+    assert_eq!(offsets, 1, "one stored offset for the one partition");
     child.kill().await.expect("kill");
     let _ = child.wait().await;
     let _ = pg_admin
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await;
     eprintln!(
-        "jdbc sink pg->mariadb: {} rows equal after 5 kills ({mid_stream} while the writer ran)",
+        "jdbc sink pg->{}: {} rows equal after 5 kills ({mid_stream} while the writer ran)",
+        if target_pg.is_some() {
+            "postgres"
+        } else {
+            "mariadb"
+        },
         expected.len()
     );
 }

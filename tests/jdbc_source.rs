@@ -2,120 +2,15 @@
 //! `POST /connectors`, its rows read back over REST, a restart that resumes exactly, and a bad
 //! column rejected before anything is read.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
 use crate::support::env::{TestEnv, unique_name, with_database};
+use crate::support::worker::{eventually, start};
 
 /// The example of issue 14, verbatim.
 const EXAMPLE: &str = r#"{"name":"postgres-source","config":{"connector.class":"io.confluent.connect.jdbc.JdbcSourceConnector","connection.url":"jdbc:postgresql://localhost:5432/mydb","table.whitelist":"orders","mode":"incrementing","incrementing.column.name":"id","topic.prefix":"postgres-"}}"#;
-
-/// A `tributary run` on an ephemeral REST port, killed when dropped.
-struct Worker {
-    child: tokio::process::Child,
-    url: String,
-}
-
-async fn start(data: &Path, log: &Path) -> Worker {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
-        .args(["run", "--rest-port", "0", "--data-dir"])
-        .arg(data)
-        .env("TRIBUTARY_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn tributary");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(url) = text
-            .lines()
-            .find(|l| l.contains("REST API ready"))
-            .and_then(|l| l.split("url=").nth(1))
-            .map(|u| u.split_whitespace().next().unwrap_or(u).to_owned())
-        {
-            return Worker { child, url };
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("tributary exited ({status}):\n{text}");
-        }
-        assert!(Instant::now() < deadline, "no REST API ready line:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-impl Worker {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = reqwest::get(format!("{}{path}", self.url))
-            .await
-            .expect("GET");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let resp = reqwest::Client::new()
-            .post(format!("{}{path}", self.url))
-            .json(body)
-            .send()
-            .await
-            .expect("POST");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Every record value of a topic (all partitions), in offset order per partition.
-    async fn values(&self, topic: &str) -> Vec<Value> {
-        let (status, topics) = self.get("/topics").await;
-        assert_eq!(status, 200, "{topics}");
-        let partitions = topics
-            .as_array()
-            .and_then(|ts| {
-                ts.iter()
-                    .find(|t| t["name"] == topic || t["topic"] == topic)
-            })
-            .and_then(|t| t["partitions"].as_array().map(Vec::len))
-            .unwrap_or(0);
-        let mut out = Vec::new();
-        for p in 0..partitions {
-            let (status, body) = self
-                .get(&format!(
-                    "/topics/{topic}/records?partition={p}&offset=0&limit=1000"
-                ))
-                .await;
-            assert_eq!(status, 200, "{body}");
-            for r in body["records"].as_array().cloned().unwrap_or_default() {
-                assert!(r["key"].is_null(), "records have no key: {r}");
-                out.push(r["value"].clone());
-            }
-        }
-        out
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
-}
-
-/// Waits (polling, with a deadline) until `check` returns `Some`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn pg(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -186,6 +81,11 @@ async fn the_issue_example_runs_against_postgres_and_resumes_after_a_restart() {
     assert_eq!(
         values[0],
         json!({"id": 1, "product": "apple", "quantity": 3})
+    );
+    let records = worker.records("postgres-orders").await;
+    assert!(
+        records.iter().all(|(key, _)| key.is_null()),
+        "JDBC source records have no key: {records:?}"
     );
     assert_eq!(ids(&values), vec![1, 2, 3]);
 

@@ -97,6 +97,7 @@ where
     let mut commits = Vec::new();
     while Instant::now() < stop {
         ticker.tick().await;
+        crate::check_interrupted()?;
         // The rows due by now: a transaction that took longer than a tick makes the next
         // one larger, so the row rate holds even when the transaction rate cannot.
         let due = (rate as f64 * started.elapsed().as_secs_f64()) as u64;

@@ -135,6 +135,33 @@ pub struct LatencyArgs {
     pub seconds: u64,
 }
 
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Fails once Ctrl-C was pressed, so the scenario stops and cleans up.
+pub fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        anyhow::bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// A step of a comparison round.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Step {
+    Ceiling,
+    Ours,
+}
+
+/// Odd rounds measure the ceiling first, even rounds Tributary first: neither side always
+/// reads pages the other has just brought into the cache.
+pub fn round_order(round: usize) -> [Step; 2] {
+    if round % 2 == 1 {
+        [Step::Ceiling, Step::Ours]
+    } else {
+        [Step::Ours, Step::Ceiling]
+    }
+}
+
 /// Seconds, CPU seconds and peak RSS of one reader over the repeats.
 #[derive(Default, Clone)]
 pub struct Series {
@@ -182,6 +209,14 @@ fn main() -> Result<()> {
     if let Scenario::Side { spec } = &cli.scenario {
         return runtime.block_on(side::child_main(spec));
     }
+    // Ctrl-C stops the run between steps (the terminal also stops the children) and the
+    // scenario still drops its databases and replication slots.
+    runtime.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+            eprintln!("bench: interrupted; cleaning up");
+        }
+    });
     let machine = report::Machine::probe();
     let env = env::TestEnv::load()?;
     let (json, reports) = runtime.block_on(async {

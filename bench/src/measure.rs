@@ -28,6 +28,17 @@ pub struct Measured {
     started: Instant,
     stderr: std::fs::File,
     what: String,
+    reaped: bool,
+}
+
+impl Drop for Measured {
+    /// A child abandoned on an error path is stopped, not left running.
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// Spawns `cmd` with stdin and stdout as set by the caller and stderr captured.
@@ -43,6 +54,7 @@ pub fn spawn(cmd: &mut Command, what: &str) -> Result<Measured> {
         started,
         stderr,
         what: what.to_owned(),
+        reaped: false,
     })
 }
 
@@ -74,6 +86,7 @@ impl Measured {
         }
         let wall_secs = self.started.elapsed().as_secs_f64();
         let status = self.child.wait()?;
+        self.reaped = true;
         self.check(status)?;
         Ok(Usage {
             wall_secs,

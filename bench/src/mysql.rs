@@ -50,6 +50,7 @@ pub async fn load(conn: &mut Conn, db: &str, table: &str, first: u64, rows: u64)
             .with_context(|| format!("loading {db}.{table}"))?;
         done += n;
         progress.update(done);
+        crate::check_interrupted()?;
     }
     Ok(())
 }
@@ -174,39 +175,47 @@ async fn catchup_in(servers: &Servers, admin: &mut Conn, db: &str, args: &Args) 
     let mut samples = Vec::new();
     let mut out_mb = Vec::new();
     for round in 1..=args.repeat {
-        for (series, v) in [(&mut plain, false), (&mut verbose, true)] {
-            say(format!(
-                "round {round}/{}: mariadb-binlog{}",
-                args.repeat,
-                if v { " -v" } else { "" }
-            ));
-            let mut cmd = Command::new(&servers.binlog_bin);
-            cmd.arg("--read-from-remote-server")
-                .args(servers.cdc_args())
-                .args(v.then_some("-v"))
-                .arg(format!("--start-position={start}"))
-                .arg(format!("--stop-position={stop}"))
-                .arg(&file)
-                .stdout(Stdio::null());
-            let usage = crate::measure::run(&mut cmd, "mariadb-binlog")?;
-            series.push(usage.wall_secs, &usage);
+        // Odd rounds read with the ceilings first, even rounds with Tributary first, so no
+        // reader always gets the page cache warmed by the one before.
+        for step in crate::round_order(round) {
+            crate::check_interrupted()?;
+            if step == crate::Step::Ours {
+                say(format!("round {round}/{}: tributary catch-up", args.repeat));
+                let dir = tempfile::tempdir()?;
+                let spec = SideSpec {
+                    data_dir: dir.path().to_path_buf(),
+                    config: servers.connector(db, &format!("{db}.t"), "never"),
+                    seed: Some(Servers::seed(db, &file, start)),
+                    topic: format!("{db}.{db}.t"),
+                    expect: Some(rows),
+                    ready_at: None,
+                    durable_times: false,
+                    timeout_secs: TIMEOUT_SECS,
+                };
+                let (result, usage) = side::run(&spec)?;
+                ours.push(result.secs, &usage);
+                out_mb.push(result.log_bytes as f64 / 1e6);
+                samples.push(result.samples);
+                continue;
+            }
+            for (series, v) in [(&mut plain, false), (&mut verbose, true)] {
+                say(format!(
+                    "round {round}/{}: mariadb-binlog{}",
+                    args.repeat,
+                    if v { " -v" } else { "" }
+                ));
+                let mut cmd = Command::new(&servers.binlog_bin);
+                cmd.arg("--read-from-remote-server")
+                    .args(servers.cdc_args())
+                    .args(v.then_some("-v"))
+                    .arg(format!("--start-position={start}"))
+                    .arg(format!("--stop-position={stop}"))
+                    .arg(&file)
+                    .stdout(Stdio::null());
+                let usage = crate::measure::run(&mut cmd, "mariadb-binlog")?;
+                series.push(usage.wall_secs, &usage);
+            }
         }
-        say(format!("round {round}/{}: tributary catch-up", args.repeat));
-        let dir = tempfile::tempdir()?;
-        let spec = SideSpec {
-            data_dir: dir.path().to_path_buf(),
-            config: servers.connector(db, &format!("{db}.t"), "never"),
-            seed: Some(Servers::seed(db, &file, start)),
-            topic: format!("{db}.{db}.t"),
-            expect: Some(rows),
-            ready_at: None,
-            durable_times: false,
-            timeout_secs: TIMEOUT_SECS,
-        };
-        let (result, usage) = side::run(&spec)?;
-        ours.push(result.secs, &usage);
-        out_mb.push(result.log_bytes as f64 / 1e6);
-        samples.push(result.samples);
     }
 
     crate::plot::write(
@@ -250,7 +259,7 @@ async fn catchup_in(servers: &Servers, admin: &mut Conn, db: &str, args: &Args) 
         notes: vec![format!(
             "{} rows of the 8-column table (bigint key, int, varchar(64), decimal(12,2), datetime(6), \
                  ~200-byte text, bool, json) loaded into MariaDB in 10,000-row transactions: {binlog_mb:.1} MB of binlog, \
-                 read {} time(s) by each reader in turn. MB/s is binlog bytes per second; events are rows. \
+                 read {} time(s) by each reader in turn (odd rounds ceilings first, even rounds Tributary first). MB/s is binlog bytes per second; events are rows. \
                  Tributary: a worker in its own process, from creating the connector until every row is durable \
                  in the log (Avro key and value, {:.1} MB in the log); CPU and peak RSS are that process's.",
             crate::report::number(rows as f64, 0),

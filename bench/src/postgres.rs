@@ -49,6 +49,7 @@ pub async fn load(client: &Client, table: &str, first: u64, rows: u64) -> Result
             .with_context(|| format!("loading {table}"))?;
         done += n;
         progress.update(done);
+        crate::check_interrupted()?;
     }
     Ok(())
 }
@@ -247,43 +248,48 @@ async fn catchup_in(server: &Server, args: &Args) -> Result<Report> {
     let mut out_mb = Vec::new();
     for (round, (recv_slot, trib_slot)) in copies.iter().enumerate() {
         let round = round + 1;
-        say(format!("round {round}/{}: pg_recvlogical", args.repeat));
-        let mut cmd = Command::new(&server.recvlogical);
-        cmd.args([
-            "-d",
-            &server.conninfo(),
-            "--slot",
-            recv_slot,
-            "--start",
-            "--no-loop",
-        ])
-        .args([
-            "-o",
-            "proto_version=1",
-            "-o",
-            &format!("publication_names={publication}"),
-        ])
-        .args(["--endpos", &endpos, "-f", "/dev/null"])
-        .stdout(Stdio::null());
-        let usage = crate::measure::run(&mut cmd, "pg_recvlogical")?;
-        recv.push(usage.wall_secs, &usage);
-
-        say(format!("round {round}/{}: tributary catch-up", args.repeat));
-        let dir = tempfile::tempdir()?;
-        let spec = SideSpec {
-            data_dir: dir.path().to_path_buf(),
-            config: server.connector("bench", trib_slot, publication, "no_data"),
-            seed: None,
-            topic: "bench.public.t".into(),
-            expect: Some(rows),
-            ready_at: None,
-            durable_times: false,
-            timeout_secs: TIMEOUT_SECS,
-        };
-        let (result, usage) = side::run(&spec)?;
-        ours.push(result.secs, &usage);
-        out_mb.push(result.log_bytes as f64 / 1e6);
-        samples.push(result.samples);
+        for step in crate::round_order(round) {
+            crate::check_interrupted()?;
+            if step == crate::Step::Ours {
+                say(format!("round {round}/{}: tributary catch-up", args.repeat));
+                let dir = tempfile::tempdir()?;
+                let spec = SideSpec {
+                    data_dir: dir.path().to_path_buf(),
+                    config: server.connector("bench", trib_slot, publication, "no_data"),
+                    seed: None,
+                    topic: "bench.public.t".into(),
+                    expect: Some(rows),
+                    ready_at: None,
+                    durable_times: false,
+                    timeout_secs: TIMEOUT_SECS,
+                };
+                let (result, usage) = side::run(&spec)?;
+                ours.push(result.secs, &usage);
+                out_mb.push(result.log_bytes as f64 / 1e6);
+                samples.push(result.samples);
+                continue;
+            }
+            say(format!("round {round}/{}: pg_recvlogical", args.repeat));
+            let mut cmd = Command::new(&server.recvlogical);
+            cmd.args([
+                "-d",
+                &server.conninfo(),
+                "--slot",
+                recv_slot,
+                "--start",
+                "--no-loop",
+            ])
+            .args([
+                "-o",
+                "proto_version=1",
+                "-o",
+                &format!("publication_names={publication}"),
+            ])
+            .args(["--endpos", &endpos, "-f", "/dev/null"])
+            .stdout(Stdio::null());
+            let usage = crate::measure::run(&mut cmd, "pg_recvlogical")?;
+            recv.push(usage.wall_secs, &usage);
+        }
     }
 
     crate::plot::write(
@@ -316,7 +322,7 @@ async fn catchup_in(server: &Server, args: &Args) -> Result<Report> {
             "{} rows of the 8-column table (bigint key, int, varchar(64), numeric(12,2), timestamp(6), \
              ~200-byte text, boolean, jsonb) inserted in 10,000-row transactions: {wal_mb:.1} MB of WAL. Every reader \
              reads its own copy of one pgoutput slot made before the load (`pg_copy_logical_replication_slot`); \
-             pg_recvlogical stops at the LSN after the load, Tributary when every row is durable in the log \
+             odd rounds run pg_recvlogical first, even rounds Tributary first. pg_recvlogical stops at the LSN after the load, Tributary when every row is durable in the log \
              (Avro key and value, {:.1} MB in the log; worker in its own process, role `cdc`, `snapshot.mode=no_data`). \
              MB/s is WAL bytes per second. The walsender's CPU is not in either column.",
             number(rows as f64, 0),

@@ -56,6 +56,9 @@ async fn mysql(env: &TestEnv, args: &SourceArgs, rows: u64) -> Result<Table> {
         let mut plain = Series::default();
         let mut ours = Series::default();
         for round in 1..=args.common.repeat {
+            for step in crate::round_order(round) {
+                crate::check_interrupted()?;
+            if step == crate::Step::Ceiling {
             say(format!("round {round}/{}: mariadb SELECT", args.common.repeat));
             let mut cmd = Command::new(&servers.client_bin);
             cmd.args(servers.cdc_args())
@@ -64,6 +67,7 @@ async fn mysql(env: &TestEnv, args: &SourceArgs, rows: u64) -> Result<Table> {
                 .stdout(Stdio::null());
             let usage = crate::measure::run(&mut cmd, "mariadb SELECT")?;
             plain.push(usage.wall_secs, &usage);
+            } else {
             say(format!("round {round}/{}: tributary snapshot", args.common.repeat));
             let dir = tempfile::tempdir()?;
             let (result, usage) = side::run(&SideSpec {
@@ -77,6 +81,8 @@ async fn mysql(env: &TestEnv, args: &SourceArgs, rows: u64) -> Result<Table> {
                 timeout_secs: TIMEOUT_SECS,
             })?;
             ours.push(result.secs, &usage);
+            }
+            }
         }
         Ok::<_, anyhow::Error>(Table {
             title: format!(
@@ -118,40 +124,45 @@ async fn postgres(env: &TestEnv, args: &SourceArgs, rows: u64) -> Result<Table> 
         let mut copy = Series::default();
         let mut ours = Series::default();
         for round in 1..=args.common.repeat {
-            say(format!("round {round}/{}: psql COPY", args.common.repeat));
-            let mut cmd = Command::new(&psql);
-            cmd.args([
-                "-X",
-                "-q",
-                "-d",
-                &server.conninfo(),
-                "-c",
-                "COPY t TO STDOUT",
-            ])
-            .stdout(Stdio::null());
-            let usage = crate::measure::run(&mut cmd, "psql COPY")?;
-            copy.push(usage.wall_secs, &usage);
-            say(format!(
-                "round {round}/{}: tributary snapshot",
-                args.common.repeat
-            ));
-            let dir = tempfile::tempdir()?;
-            let (result, usage) = side::run(&SideSpec {
-                data_dir: dir.path().to_path_buf(),
-                config: server.connector(
-                    "bench",
-                    &format!("bench_snap_{round}"),
-                    "bench_pub",
-                    "initial_only",
-                ),
-                seed: None,
-                topic: "bench.public.t".into(),
-                expect: Some(rows),
-                ready_at: None,
-                durable_times: false,
-                timeout_secs: TIMEOUT_SECS,
-            })?;
-            ours.push(result.secs, &usage);
+            for step in crate::round_order(round) {
+                crate::check_interrupted()?;
+                if step == crate::Step::Ceiling {
+                    say(format!("round {round}/{}: psql COPY", args.common.repeat));
+                    let mut cmd = Command::new(&psql);
+                    cmd.args([
+                        "-X",
+                        "-q",
+                        "-d",
+                        &server.conninfo(),
+                        "-c",
+                        "COPY t TO STDOUT",
+                    ])
+                    .stdout(Stdio::null());
+                    let usage = crate::measure::run(&mut cmd, "psql COPY")?;
+                    copy.push(usage.wall_secs, &usage);
+                    say(format!(
+                        "round {round}/{}: tributary snapshot",
+                        args.common.repeat
+                    ));
+                    let dir = tempfile::tempdir()?;
+                    let (result, usage) = side::run(&SideSpec {
+                        data_dir: dir.path().to_path_buf(),
+                        config: server.connector(
+                            "bench",
+                            &format!("bench_snap_{round}"),
+                            "bench_pub",
+                            "initial_only",
+                        ),
+                        seed: None,
+                        topic: "bench.public.t".into(),
+                        expect: Some(rows),
+                        ready_at: None,
+                        durable_times: false,
+                        timeout_secs: TIMEOUT_SECS,
+                    })?;
+                    ours.push(result.secs, &usage);
+                }
+            }
         }
         Ok::<_, anyhow::Error>(Table {
             title: format!(
@@ -189,8 +200,9 @@ pub async fn run(env: &TestEnv, args: &SourceArgs) -> Result<Vec<Report>> {
         command: args.common.command("snapshot"),
         notes: vec![format!(
             "{} rows of the 8-column table, loaded once; each round reads the whole table with the plain client \
-             (ceiling) and then with the connector (`snapshot.mode=initial_only`, a worker in its own process, \
-             timed from creating the connector until every row is durable in the log). MB/s is table bytes (InnoDB \
+             (ceiling) and with the connector (`snapshot.mode=initial_only`, a worker in its own process, \
+             timed from creating the connector until every row is durable in the log); odd rounds run the ceiling \
+             first, even rounds Tributary first. MB/s is table bytes (InnoDB \
              data_length / pg_table_size) per second. The issue's 5M-row size: `--rows 5000000`.",
             number(rows as f64, 0)
         )],

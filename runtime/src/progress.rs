@@ -244,7 +244,6 @@ impl ProgressHandle {
         }
     }
 
-
     /// Wraps a produce future: when the log (or Kafka) acknowledges the batch as durable,
     /// counts it, and records the produce latency and, from `source_ts_ms` (the newest source
     /// commit time in the batch), the end-to-end latency to the log.

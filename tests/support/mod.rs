@@ -1,1 +1,3 @@
 pub mod env;
+pub mod private_pg;
+pub mod worker;

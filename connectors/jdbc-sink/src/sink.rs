@@ -172,16 +172,34 @@ impl Writer {
             return Ok(());
         }
         let batch = self.buffer.take();
+        let result = self.flush_batch(&batch, errors).await;
+        if result.is_err() {
+            // Nothing of the batch is committed: keep it, so a retry in place (or
+            // pre_commit after one) never reports offsets of rows that are not written.
+            self.buffer = batch;
+        } else if self.config.exactly_once {
+            for (tp, next) in &batch.offsets {
+                self.resume.insert(tp.clone(), *next);
+            }
+        }
+        result
+    }
+
+    async fn flush_batch(
+        &mut self,
+        batch: &Buffer,
+        errors: &ErrantRecordReporter,
+    ) -> Result<(), ConnectorError> {
         for (name, tb) in &batch.tables {
             self.prepare_table(name, tb).await?;
         }
-        match self.write_batch(&batch, None).await {
+        match self.write_batch(batch, None).await {
             Ok(()) => {}
             Err(e) if e.kind == DbErrorKind::Data => {
                 self.rollback().await;
                 tracing::warn!(connector = %self.config.connector, error = %e.message,
                     "a row was rejected; replaying the batch row by row");
-                let result = self.write_batch(&batch, Some(errors)).await;
+                let result = self.write_batch(batch, Some(errors)).await;
                 if let Err(e) = result {
                     self.rollback().await;
                     return Err(e.into());
@@ -190,11 +208,6 @@ impl Writer {
             Err(e) => {
                 self.rollback().await;
                 return Err(e.into());
-            }
-        }
-        if self.config.exactly_once {
-            for (tp, next) in &batch.offsets {
-                self.resume.insert(tp.clone(), *next);
             }
         }
         Ok(())

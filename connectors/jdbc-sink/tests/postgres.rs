@@ -471,3 +471,71 @@ async fn exactly_once_skips_what_the_target_already_has() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn flat_rows_keyed_by_value_fields_and_update_mode() -> Result<()> {
+    let (url, client) = database().await?;
+    let flat = |id: i64, region: &str, total: i64| {
+        json!({"schema": {"type": "struct", "optional": false, "fields": [
+            field("id", "int64", false), field("Region", "string", false), field("total", "int64", true)]},
+            "payload": {"id": id, "Region": region, "total": total}})
+    };
+    let config = [
+        ("insert.mode", "upsert"),
+        ("pk.mode", "record_value"),
+        ("pk.fields", "id,Region"),
+        ("auto.create", "true"),
+        ("table.name.format", "sales_${topic}"),
+    ];
+    let mut task = open_task(&url, &config, ErrantRecordReporter::fail_fast()).await?;
+    task.put(vec![
+        record("eu.daily", 0, None, Some(&flat(1, "north", 10))),
+        record("eu.daily", 1, None, Some(&flat(1, "south", 20))),
+        record("eu.daily", 2, None, Some(&flat(1, "north", 11))),
+    ])
+    .await
+    .map_err(|e| anyhow::anyhow!(e.trace()))?;
+    task.flush().await.map_err(|e| anyhow::anyhow!(e.trace()))?;
+    // quote.identifiers=false folds Region to region, as an unquoted name would be.
+    let got = rows(
+        &client,
+        "SELECT id::text, region, total::text FROM sales_eu_daily ORDER BY region",
+    )
+    .await?;
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        got,
+        vec![
+            vec![s("1"), s("north"), s("11")],
+            vec![s("1"), s("south"), s("20")]
+        ]
+    );
+    // insert.mode=update changes existing rows and never inserts.
+    let update = [
+        ("insert.mode", "update"),
+        ("pk.mode", "record_value"),
+        ("pk.fields", "id,Region"),
+        ("table.name.format", "sales_${topic}"),
+    ];
+    let mut task = open_task(&url, &update, ErrantRecordReporter::fail_fast()).await?;
+    task.put(vec![
+        record("eu.daily", 3, None, Some(&flat(1, "south", 21))),
+        record("eu.daily", 4, None, Some(&flat(2, "east", 5))),
+    ])
+    .await
+    .map_err(|e| anyhow::anyhow!(e.trace()))?;
+    task.flush().await.map_err(|e| anyhow::anyhow!(e.trace()))?;
+    let got = rows(
+        &client,
+        "SELECT id::text, region, total::text FROM sales_eu_daily ORDER BY region",
+    )
+    .await?;
+    assert_eq!(
+        got,
+        vec![
+            vec![s("1"), s("north"), s("11")],
+            vec![s("1"), s("south"), s("21")]
+        ]
+    );
+    Ok(())
+}

@@ -144,15 +144,14 @@ pub async fn load_table(
 /// Current binlog position and (MariaDB) GTID state.
 pub async fn read_position(conn: &mut Conn, mariadb: bool) -> Result<StartPosition, MySqlError> {
     // MySQL 8.4 removed SHOW MASTER STATUS (8.2+ and MariaDB 10.5.2+ know the new name).
-    let status: Option<mysql_async::Row> =
-        match conn.query_first("SHOW BINARY LOG STATUS").await {
-            Ok(row) => row,
-            Err(mysql_async::Error::Server(e)) if e.code == 1064 => conn
-                .query_first("SHOW MASTER STATUS")
-                .await
-                .map_err(|e| q(e, "SHOW MASTER STATUS"))?,
-            Err(e) => return Err(q(e, "SHOW BINARY LOG STATUS")),
-        };
+    let status: Option<mysql_async::Row> = match conn.query_first("SHOW BINARY LOG STATUS").await {
+        Ok(row) => row,
+        Err(mysql_async::Error::Server(e)) if e.code == 1064 => conn
+            .query_first("SHOW MASTER STATUS")
+            .await
+            .map_err(|e| q(e, "SHOW MASTER STATUS"))?,
+        Err(e) => return Err(q(e, "SHOW BINARY LOG STATUS")),
+    };
     let Some(mut status) = status else {
         return Err(MySqlError::Preflight(
             "log_bin is OFF: the server writes no binlog. Start it with log_bin=ON \

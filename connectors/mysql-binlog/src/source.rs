@@ -24,6 +24,9 @@ use crate::gtid::GtidState;
 use crate::snapshot::{Cursor, Snapshot, captured_tables, read_position, wire_from_json};
 
 /// The MySQL/MariaDB binlog source plugin (both Debezium classes).
+/// How long a streaming batch may wait for more records once it holds one.
+const STREAM_LINGER: Duration = Duration::from_millis(10);
+
 pub struct MySqlPlugin;
 
 impl Plugin for MySqlPlugin {
@@ -509,15 +512,20 @@ impl MySqlTask {
     ) -> Result<Vec<SourceRecord>, MySqlError> {
         let mut out = Vec::new();
         let hard = tokio::time::Instant::now() + Duration::from_millis(500);
+        // When the first record of a batch arrived: a batch is handed over at most
+        // `STREAM_LINGER` later (like Kafka's `linger.ms`), so a steady stream of small
+        // transactions is not held back waiting for the server to pause.
+        let mut first_at: Option<tokio::time::Instant> = None;
         loop {
             if out.len() >= self.batch {
                 break;
             }
-            // Once records are waiting, hand them over as soon as the server pauses.
-            let deadline = if out.is_empty() {
-                hard
-            } else {
-                hard.min(tokio::time::Instant::now() + Duration::from_millis(20))
+            if first_at.is_none() && !out.is_empty() {
+                first_at = Some(tokio::time::Instant::now());
+            }
+            let deadline = match first_at {
+                None => hard,
+                Some(first) => hard.min(first + STREAM_LINGER),
             };
             if !reader.next(stream, deadline, &mut out).await? {
                 break;

@@ -104,7 +104,8 @@ impl From<PgError> for ConnectorError {
                 ConnectorError::new(kind, format!("{message} (SQLSTATE {code})"))
             }
             PgError::Sql { context, source }
-                if source.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) =>
+                if source.code()
+                    == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) =>
             {
                 let detail = source
                     .as_db_error()

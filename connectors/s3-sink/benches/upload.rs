@@ -3,7 +3,8 @@
 //!
 //! 1. `bytes`: raw records (ByteArrayFormat) into 25 MiB objects, one topic partition.
 //! 2. `avro`: JSON-with-schema records re-encoded into Avro container files.
-//! 3. `500 partitions`: records spread over 500 topic partitions, every file open at once
+//! 4. `json->parquet`: the same records into Parquet files.
+//! 3. `500 x N`: records spread over 500 topic partitions, every file open at once
 //!    until the end; peak RSS (VmHWM) before and after shows what open files cost.
 //!
 //! Numbers are noisy on a shared machine; the S3 server writes to the local disk.
@@ -186,48 +187,11 @@ async fn main() {
     let (hwm0, _) = rss();
     println!("baseline peak RSS {hwm0:.1} MiB");
 
-    // 3. 500 open partitions: 400 records of ~380 bytes each, all files open until the last
-    //    record of each (flush.size 400), so 500 files are open at the peak. Records are made
-    //    batch by batch so the benchmark itself holds little.
-    let json = [
-        (
-            "value.converter",
-            "org.apache.kafka.connect.json.JsonConverter",
-        ),
-        ("value.converter.schemas.enable", "true"),
-    ];
-    let topic: Arc<str> = Arc::from("bench.wide");
-    let mut t = task(
-        &env,
-        &bucket,
-        &[("format.class", "json"), ("flush.size", "400")],
-        &json,
-    )
-    .await;
-    let start = Instant::now();
-    let (mut peak_open, mut peak_spill, mut bytes) = (0, 0u64, 0usize);
-    let mut batch = Vec::with_capacity(10_000);
-    for o in 0..400u64 {
-        for p in 0..500u32 {
-            let r = record(&topic, p, o, row(o));
-            bytes += r.record.size();
-            batch.push(r);
-            if batch.len() == 10_000 {
-                t.put(std::mem::take(&mut batch)).await.expect("put");
-                peak_open = peak_open.max(t.open_files());
-                peak_spill = peak_spill.max(dir_size(&t.spill_dir()));
-            }
-        }
-    }
-    t.put(batch).await.expect("put");
-    let secs = start.elapsed().as_secs_f64();
-    report("500 partitions", 200_000, bytes, secs);
-    let (hwm, rss_now) = rss();
-    println!(
-        "open files at peak: {peak_open}; spilled on disk at peak {:.1} MiB; peak RSS {hwm:.1} MiB (baseline {hwm0:.1} MiB, now {rss_now:.1} MiB)",
-        peak_spill as f64 / 1048576.0
-    );
-    drop(t);
+    // 3. 500 open partitions, all files open until the last record of each (flush.size =
+    //    records per partition), so 500 files are open at the peak: once with 400 and once
+    //    with 1200 records of ~380 bytes per partition. Peak RSS must not follow the data.
+    wide(&env, &bucket, 400, hwm0).await;
+    wide(&env, &bucket, 1200, hwm0).await;
 
     // 1. Raw bytes: 400 000 records of 256 bytes, objects of 100 000 records (~25 MiB: multipart).
     let topic: Arc<str> = Arc::from("bench.bytes");
@@ -252,6 +216,13 @@ async fn main() {
     let secs = run(&mut t, records).await;
     report("bytes", 400_000, 400_000 * 256, secs);
 
+    let json = [
+        (
+            "value.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+        ),
+        ("value.converter.schemas.enable", "true"),
+    ];
     // 2. JSON with schemas -> Avro container files.
     let topic: Arc<str> = Arc::from("bench.avro");
     let records: Vec<_> = (0..200_000).map(|o| record(&topic, 0, o, row(o))).collect();
@@ -265,6 +236,22 @@ async fn main() {
     .await;
     let secs = run(&mut t, records).await;
     report("json->avro", 200_000, bytes, secs);
+
+    // 4. JSON with schemas -> Parquet (snappy).
+    let topic: Arc<str> = Arc::from("bench.parquet");
+    let records: Vec<_> = (0..200_000).map(|o| record(&topic, 0, o, row(o))).collect();
+    let bytes: usize = records.iter().map(|r| r.record.size()).sum();
+    let mut t = task(
+        &env,
+        &bucket,
+        &[("format.class", "parquet"), ("flush.size", "50000")],
+        &json,
+    )
+    .await;
+    let secs = run(&mut t, records).await;
+    report("json->parquet", 200_000, bytes, secs);
+    let (hwm, _) = rss();
+    println!("peak RSS of the whole run {hwm:.1} MiB");
 }
 
 fn dir_size(dir: &std::path::Path) -> u64 {
@@ -275,4 +262,49 @@ fn dir_size(dir: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// Records spread over 500 topic partitions, `per_partition` each, made batch by batch so
+/// the benchmark itself holds little.
+async fn wide(env: &TestEnv, bucket: &str, per_partition: u64, hwm0: f64) {
+    let json = [
+        (
+            "value.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+        ),
+        ("value.converter.schemas.enable", "true"),
+    ];
+    let topic: Arc<str> = Arc::from(format!("bench.wide{per_partition}"));
+    let flush = per_partition.to_string();
+    let mut t = task(
+        env,
+        bucket,
+        &[("format.class", "json"), ("flush.size", flush.as_str())],
+        &json,
+    )
+    .await;
+    let start = Instant::now();
+    let (mut peak_open, mut peak_spill, mut bytes) = (0, 0u64, 0usize);
+    let mut batch = Vec::with_capacity(10_000);
+    for o in 0..per_partition {
+        for p in 0..500u32 {
+            let r = record(&topic, p, o, row(o));
+            bytes += r.record.size();
+            batch.push(r);
+            if batch.len() == 10_000 {
+                t.put(std::mem::take(&mut batch)).await.expect("put");
+                peak_open = peak_open.max(t.open_files());
+                peak_spill = peak_spill.max(dir_size(&t.spill_dir()));
+            }
+        }
+    }
+    t.put(batch).await.expect("put");
+    let secs = start.elapsed().as_secs_f64();
+    let records = per_partition as usize * 500;
+    report(&format!("500 x {per_partition}"), records, bytes, secs);
+    let (hwm, rss_now) = rss();
+    println!(
+        "  open files at peak: {peak_open}; spilled on disk at peak {:.1} MiB; peak RSS so far {hwm:.1} MiB (baseline {hwm0:.1} MiB, now {rss_now:.1} MiB)",
+        peak_spill as f64 / 1048576.0
+    );
 }

@@ -267,7 +267,7 @@ impl S3SinkTask {
                     .record
                     .value
                     .as_ref()
-                    .filter(|_| self.decoder.value_is_avro());
+                    .filter(|_| self.decoder.value_is_avro() && !self.decoder.has_transforms());
                 let framed =
                     raw.and_then(|v| read_header(v).map(|(id, _)| (id, v.slice(HEADER_LEN..))));
                 match (framed, value) {

@@ -235,3 +235,48 @@ async fn field_partitioner_and_missing_field_fails_the_task() {
         err.message
     );
 }
+
+#[tokio::test]
+async fn scheduled_rotation_commits_open_files_on_the_wall_clock() {
+    let bucket = Bucket::new("s3sched").await;
+    let tp = TopicPartition::new("t", 0);
+    let pairs = [
+        ("format.class", "json"),
+        ("flush.size", "1000"),
+        ("rotate.schedule.interval.ms", "200"),
+    ];
+    let mut task = bucket
+        .task(
+            &pairs,
+            &[(
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            )],
+        )
+        .await;
+    task.put(vec![record("t", 0, 0, 0, &json!({"a": 1}))])
+        .await
+        .expect("put");
+    let consumed: ConsumerOffsets = [(tp.clone(), 1)].into();
+    assert_eq!(
+        task.pre_commit(&consumed).await.expect("pre_commit"),
+        ConsumerOffsets::new(),
+        "nothing is uploaded yet"
+    );
+    // The runtime calls pre_commit periodically while offsets are uncommitted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the open file was never committed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if task.pre_commit(&consumed).await.expect("pre_commit") == consumed {
+            break;
+        }
+    }
+    assert_eq!(
+        bucket.keys().await,
+        ["topics/t/partition=0/t+0+0000000000.json"]
+    );
+}

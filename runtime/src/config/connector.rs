@@ -327,7 +327,10 @@ mod tests {
         let err = interpolate(&raw).expect_err("c is unset");
         assert_eq!(err.0.len(), 1);
         assert_eq!(err.0[0].field, "c");
-        assert!(err.0[0].message.contains("TRIBUTARY_TEST_SURELY_UNSET"), "{err}");
+        assert!(
+            err.0[0].message.contains("TRIBUTARY_TEST_SURELY_UNSET"),
+            "{err}"
+        );
         let ok: RawConfig = raw.into_iter().filter(|(k, _)| k != "c").collect();
         let out = interpolate(&ok).expect("resolved");
         assert_eq!(out["a"], "s3cret");

@@ -196,6 +196,8 @@ struct FieldPlan {
     index: usize,
     name: String,
     optional: bool,
+    /// Part of the table's key: never given a fallback value.
+    key: bool,
     kind: Kind,
 }
 
@@ -219,6 +221,7 @@ impl RowPlan {
                     index,
                     name: column.name.clone(),
                     optional: schema.optional,
+                    key: table.key.contains(&index),
                     kind,
                 })
             })
@@ -271,6 +274,40 @@ impl SourceShape {
     }
 }
 
+/// The value Debezium's converters write for a null in a required field (their `fallback`).
+fn not_null_fallback(kind: &Kind) -> Option<Value> {
+    Some(match kind {
+        Kind::Boolean | Kind::Bit => Value::Bool(false),
+        Kind::Long => Value::Int(0),
+        Kind::Float => Value::Float32(0.0),
+        Kind::Double => Value::Float64(0.0),
+        Kind::Str => Value::Text(String::new()),
+        Kind::Bytes | Kind::BytesText(_) | Kind::Geometry => Value::Bytes(bytes::Bytes::new()),
+        Kind::Bits => Value::Bits {
+            len: 0,
+            bytes: bytes::Bytes::new(),
+        },
+        Kind::Decimal { scale } => Value::Decimal(Decimal::from_i128(0, *scale)),
+        Kind::VariableDecimal | Kind::DecimalDouble | Kind::DecimalString => {
+            Value::Decimal(Decimal::from_i128(0, 0))
+        }
+        Kind::Date => Value::Date(0),
+        Kind::TimeMillis | Kind::TimeMicros => Value::Time(0),
+        Kind::ZonedTime => Value::TimeTz {
+            micros: 0,
+            offset_seconds: 0,
+        },
+        Kind::TimestampMillis | Kind::TimestampMicros => Value::Timestamp(0),
+        Kind::ZonedTimestamp => Value::TimestampTz(0),
+        Kind::MicroDuration => Value::Interval {
+            months: 0,
+            days: 0,
+            micros: 0,
+        },
+        Kind::Array(_) => Value::Array(Vec::new()),
+    })
+}
+
 /// Encodes the selected columns of `row` as an Avro record.
 pub fn encode_row(
     plan: &RowPlan,
@@ -298,15 +335,26 @@ pub fn encode_row(
             },
             v => Cow::Borrowed(v),
         };
-        if field.optional {
+        let value = if field.optional {
             if value.is_null() {
                 buf.push(0);
                 continue;
             }
             buf.push(2); // union branch 1, zig-zag encoded
+            value
+        } else if value.is_null() && !field.key {
+            // A NOT NULL column the source did not supply: Postgres sends only the key
+            // columns of a deleted row under REPLICA IDENTITY DEFAULT. Debezium writes the
+            // type's fallback value then (0, "", the epoch), and so do we.
+            Cow::Owned(
+                not_null_fallback(&field.kind)
+                    .ok_or_else(|| err("null in a NOT NULL column".into()))?,
+            )
         } else if value.is_null() {
-            return Err(err("null in a NOT NULL column".into()));
-        }
+            return Err(err("null in a key column".into()));
+        } else {
+            value
+        };
         encode_value(&field.kind, &value, buf).map_err(err)?;
     }
     Ok(())

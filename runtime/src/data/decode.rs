@@ -139,6 +139,12 @@ impl RecordDecoder {
         Ok(self.value.avro_reader(id).await?.text.clone())
     }
 
+    /// Whether transforms may change decoded records (then the topic bytes are not what the
+    /// sink must write).
+    pub fn has_transforms(&self) -> bool {
+        !self.transforms.is_empty()
+    }
+
     /// Whether values are Avro in the Confluent wire format.
     pub fn value_is_avro(&self) -> bool {
         matches!(*self.value, SideDecoder::Avro { .. })

@@ -357,7 +357,9 @@ impl Worker {
     ) -> Vec<TaskHandle> {
         let count = match validated.connector {
             // Sources that read one ordered stream (binlog, slot) say 1.
-            Connector::Source(ref source) => source.task_count().clamp(1, validated.tasks_max.max(1)),
+            Connector::Source(ref source) => {
+                source.task_count().clamp(1, validated.tasks_max.max(1))
+            }
             Connector::Sink(_) => validated.tasks_max,
         };
         (0..count)
