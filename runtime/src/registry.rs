@@ -379,7 +379,7 @@ mod tests {
         let v = validate(&[
             ("connector.class", "FileStreamSink"),
             ("topics", "a"),
-            ("file", "/tmp/x"),
+            ("file", "/tmp/tributary-registry-test-sink.jsonl"),
             ("errors.tolerance", "all"),
             ("errors.retry.timeout", "-1"),
             ("errors.deadletterqueue.topic.name", "dlq-a"),
@@ -425,7 +425,7 @@ mod tests {
         let err = validate(&[
             ("connector.class", "FileStreamSink"),
             ("topics", "a"),
-            ("file", "/tmp/x"),
+            ("file", "/tmp/tributary-registry-test-sink.jsonl"),
             ("errors.tolerance", "all"),
             ("errors.deadletterqueue.topic.name", "bad/topic"),
         ])
