@@ -275,7 +275,7 @@ impl SourceShape {
 }
 
 /// The value Debezium's converters write for a null in a required field (their `fallback`).
-fn not_null_fallback(kind: &Kind) -> Option<Value> {
+pub(crate) fn not_null_fallback(kind: &Kind) -> Option<Value> {
     Some(match kind {
         Kind::Boolean | Kind::Bit => Value::Bool(false),
         Kind::Long => Value::Int(0),

@@ -99,6 +99,16 @@ impl Serialize for RowJson<'_> {
                     self.table.id
                 )));
             };
+            // A NOT NULL column the source did not supply (a key-only `before` image): the
+            // type's fallback, as in the Avro encoder and Debezium.
+            let fallback;
+            let value = if value.is_null() && !column.nullable && !self.table.key.contains(&i) {
+                let (_, kind) = super::connect::column_schema(column, self.modes);
+                fallback = super::avro::not_null_fallback(&kind);
+                fallback.as_ref().unwrap_or(value)
+            } else {
+                value
+            };
             map.serialize_entry(
                 &column.name,
                 &ValueJson {

@@ -304,7 +304,8 @@ fn confluent_map_entries_and_general_unions_map_to_connect() {
 }
 
 /// Postgres under REPLICA IDENTITY DEFAULT sends only the key of a deleted row: the NOT NULL
-/// columns of `before` get Debezium's fallback values instead of failing the encoder.
+/// columns of `before` get Debezium's fallback values instead of failing the encoder (Avro)
+/// or producing a record Connect cannot read (JSON with schemas).
 #[tokio::test]
 async fn key_only_before_images_encode_with_debeziums_fallbacks() {
     schema_registry::install_embedded(Arc::new(SchemaStore::in_memory()));
@@ -329,41 +330,48 @@ async fn key_only_before_images_encode_with_debeziums_fallbacks() {
     event.table = strict.clone();
     event.before = Some(before);
     event.after = None;
-    let cfg = config(&[
-        ("key.converter", AVRO_CONVERTER),
-        ("value.converter", AVRO_CONVERTER),
-    ]);
-    let mut buf = Vec::new();
-    let encoded = RecordEncoder::from_config(&cfg, ValueModes::default())
-        .expect("encoder")
-        .encode(&record, &mut buf)
-        .await
-        .expect("a key-only before image encodes");
-    let decoded = RecordDecoder::from_config(&cfg)
-        .expect("decoder")
-        .decode(&SinkRecord {
-            topic: record.topic.clone(),
-            partition: 0,
-            offset: 0,
-            record: encoded,
-        })
-        .await
-        .expect("decode")
-        .expect("kept");
-    let value = decoded.value.as_ref().expect("value");
-    let env = envelope(value).expect("envelope");
-    assert_eq!(env.op, EnvOp::Delete);
-    let before = env.before.expect("before");
-    let typed = |name: &str| {
-        let (schema, data) = before.field(name).expect(name);
-        to_value(schema, data).expect("typed")
-    };
-    assert_eq!(typed("id"), Value::Int(7));
-    assert_eq!(typed("qty"), Value::Int(0));
-    assert_eq!(typed("name"), Value::Text(String::new()));
-    assert_eq!(typed("paid"), Value::Bool(false));
-    assert_eq!(typed("price"), Value::Decimal(Decimal::from_i128(0, 2)));
-    assert_eq!(typed("at"), Value::Timestamp(0));
-    assert_eq!(typed("at_tz"), Value::TimestampTz(0));
-    assert_eq!(typed("day"), Value::Date(0));
+    for cfg in [
+        config(&[
+            ("key.converter", AVRO_CONVERTER),
+            ("value.converter", AVRO_CONVERTER),
+        ]),
+        config(&[
+            ("key.converter.schemas.enable", "true"),
+            ("value.converter.schemas.enable", "true"),
+        ]),
+    ] {
+        let mut buf = Vec::new();
+        let encoded = RecordEncoder::from_config(&cfg, ValueModes::default())
+            .expect("encoder")
+            .encode(&record, &mut buf)
+            .await
+            .expect("a key-only before image encodes");
+        let decoded = RecordDecoder::from_config(&cfg)
+            .expect("decoder")
+            .decode(&SinkRecord {
+                topic: record.topic.clone(),
+                partition: 0,
+                offset: 0,
+                record: encoded,
+            })
+            .await
+            .expect("decode")
+            .expect("kept");
+        let value = decoded.value.as_ref().expect("value");
+        let env = envelope(value).expect("envelope");
+        assert_eq!(env.op, EnvOp::Delete);
+        let before = env.before.expect("before");
+        let typed = |name: &str| {
+            let (schema, data) = before.field(name).expect(name);
+            to_value(schema, data).expect("typed")
+        };
+        assert_eq!(typed("id"), Value::Int(7));
+        assert_eq!(typed("qty"), Value::Int(0));
+        assert_eq!(typed("name"), Value::Text(String::new()));
+        assert_eq!(typed("paid"), Value::Bool(false));
+        assert_eq!(typed("price"), Value::Decimal(Decimal::from_i128(0, 2)));
+        assert_eq!(typed("at"), Value::Timestamp(0));
+        assert_eq!(typed("at_tz"), Value::TimestampTz(0));
+        assert_eq!(typed("day"), Value::Date(0));
+    }
 }
