@@ -164,6 +164,29 @@ fn json_error(topic: &str) -> impl Fn(serde_json::Error) -> ConnectorError + '_ 
     move |e| ConnectorError::definite(format!("cannot encode record for {topic}")).with_source(e)
 }
 
+/// Writes `payload` as JSON: wrapped in `{"schema", "payload"}` when the converter has
+/// `schemas.enable=true` (`schema` is only derived then).
+fn write_json<P: serde::Serialize>(
+    buf: &mut Vec<u8>,
+    topic: &str,
+    schemas: bool,
+    schema: impl FnOnce() -> serde_json::Value,
+    payload: P,
+) -> Result<(), ConnectorError> {
+    let written = if schemas {
+        serde_json::to_writer(
+            &mut *buf,
+            &WithSchema {
+                schema: &schema(),
+                payload,
+            },
+        )
+    } else {
+        serde_json::to_writer(&mut *buf, &payload)
+    };
+    written.map_err(json_error(topic))
+}
+
 impl Converter {
     async fn encode_row(
         &self,
@@ -181,21 +204,19 @@ impl Converter {
         };
         buf.clear();
         match self {
-            Converter::Json { schemas: true } => {
-                let schema = connect::key_schema(topic, table, modes)
-                    .map(|s| s.to_connect_json())
-                    .unwrap_or_default();
-                serde_json::to_writer(
-                    &mut *buf,
-                    &WithSchema {
-                        schema: &schema,
-                        payload,
-                    },
-                )
-                .map_err(json_error(topic))?
-            }
-            Converter::Json { schemas: false } | Converter::String => {
-                serde_json::to_writer(&mut *buf, &payload).map_err(json_error(topic))?
+            Converter::Json { schemas } => write_json(
+                buf,
+                topic,
+                *schemas,
+                || {
+                    connect::key_schema(topic, table, modes)
+                        .map(|s| s.to_connect_json())
+                        .unwrap_or_default()
+                },
+                payload,
+            )?,
+            Converter::String => {
+                write_json(buf, topic, false, || serde_json::Value::Null, payload)?
             }
             Converter::Avro(avro) => avro.encode_key(topic, table, row, modes, buf).await?,
         }
@@ -219,19 +240,15 @@ impl Converter {
         };
         buf.clear();
         match self {
-            Converter::Json { schemas: true } => {
-                let schema = connect::flat_row_schema(table, modes).to_connect_json();
-                serde_json::to_writer(
-                    &mut *buf,
-                    &WithSchema {
-                        schema: &schema,
-                        payload,
-                    },
-                )
-                .map_err(json_error(topic))?
-            }
-            Converter::Json { schemas: false } | Converter::String => {
-                serde_json::to_writer(&mut *buf, &payload).map_err(json_error(topic))?
+            Converter::Json { schemas } => write_json(
+                buf,
+                topic,
+                *schemas,
+                || connect::flat_row_schema(table, modes).to_connect_json(),
+                payload,
+            )?,
+            Converter::String => {
+                write_json(buf, topic, false, || serde_json::Value::Null, payload)?
             }
             Converter::Avro(avro) => avro.encode_flat_row(topic, table, row, modes, buf).await?,
         }
@@ -248,20 +265,18 @@ impl Converter {
         let payload = EnvelopeJson { event, modes };
         buf.clear();
         match self {
-            Converter::Json { schemas: true } => {
-                let schema = connect::envelope_schema(topic, &event.table, &event.source, modes)
-                    .to_connect_json();
-                serde_json::to_writer(
-                    &mut *buf,
-                    &WithSchema {
-                        schema: &schema,
-                        payload,
-                    },
-                )
-                .map_err(json_error(topic))?
-            }
-            Converter::Json { schemas: false } | Converter::String => {
-                serde_json::to_writer(&mut *buf, &payload).map_err(json_error(topic))?
+            Converter::Json { schemas } => write_json(
+                buf,
+                topic,
+                *schemas,
+                || {
+                    connect::envelope_schema(topic, &event.table, &event.source, modes)
+                        .to_connect_json()
+                },
+                payload,
+            )?,
+            Converter::String => {
+                write_json(buf, topic, false, || serde_json::Value::Null, payload)?
             }
             Converter::Avro(avro) => avro.encode_envelope(topic, event, modes, buf).await?,
         }
