@@ -43,8 +43,8 @@ async fn source_dump(conn: &mut Conn) -> Vec<String> {
         "SELECT CONCAT_WS('|', id, name, IFNULL(amount, '~'), IFNULL(qty, '~'), \
          IFNULL(DATE_FORMAT(created, '%Y-%m-%d %H:%i:%s.%f'), '~'), \
          IFNULL(DATE_FORMAT(updated, '%Y-%m-%d %H:%i:%s.%f'), '~'), IFNULL(day, '~'), \
-         IFNULL(HEX(data), '~'), IFNULL(mood, '~'), IFNULL(score, '~'), IFNULL(note, '~')) \
-         FROM items ORDER BY id",
+         IFNULL(HEX(data), '~'), IFNULL(mood, '~'), IFNULL(score, '~'), IFNULL(note, '~'), \
+         IFNULL(extra, '~')) FROM items ORDER BY id",
     )
     .await
     .expect("source dump")
@@ -57,7 +57,8 @@ async fn target_dump(pg: &tokio_postgres::Client, table: &str) -> Option<Vec<Str
          coalesce(to_char(created, 'YYYY-MM-DD HH24:MI:SS.US'), '~'), \
          coalesce(to_char(updated AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '~'), \
          coalesce(day::text, '~'), coalesce(upper(encode(data, 'hex')), '~'), coalesce(mood, '~'), \
-         coalesce(score::text, '~'), coalesce(note, '~')) FROM {table} ORDER BY id"
+         coalesce(score::text, '~'), coalesce(note, '~'), coalesce(extra::text, '~')) \
+         FROM {table} ORDER BY id"
     );
     let rows = pg.query(&sql, &[]).await.ok()?;
     Some(rows.iter().map(|r| r.get::<_, String>(0)).collect())
@@ -106,6 +107,39 @@ async fn write_changes(url: String, ops: usize) -> anyhow::Result<()> {
         // Spread the changes over the kills (about 10 s).
         if n % 10 == 0 {
             tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    conn.disconnect().await?;
+    Ok(())
+}
+
+/// Schema changes mid-stream: a new SMALLINT column, then the column widened to BIGINT,
+/// each followed by changes that use it (the last ones with values only BIGINT can hold).
+async fn evolve_and_write(url: String) -> anyhow::Result<()> {
+    let mut conn = Conn::new(Opts::from_url(&url)?).await?;
+    conn.query_drop("ALTER TABLE items ADD COLUMN extra SMALLINT NULL")
+        .await?;
+    for n in 0..150i64 {
+        let id = rand::random_range(1..=KEYS);
+        conn.exec_drop(
+            "INSERT INTO items (id, name, extra) VALUES (?, ?, ?) \
+             ON DUPLICATE KEY UPDATE extra = VALUES(extra), name = VALUES(name)",
+            (id, format!("evolved {id} v{n}"), n - 75),
+        )
+        .await?;
+    }
+    conn.query_drop("ALTER TABLE items MODIFY COLUMN extra BIGINT NULL")
+        .await?;
+    for n in 0..150i64 {
+        let id = rand::random_range(1..=KEYS);
+        conn.exec_drop(
+            "UPDATE items SET extra = ? WHERE id = ?",
+            (5_000_000_000 + n, id),
+        )
+        .await?;
+        if n % 10 == 0 {
+            conn.exec_drop("DELETE FROM items WHERE id = ?", (id + 1,))
+                .await?;
         }
     }
     conn.disconnect().await?;
@@ -231,9 +265,21 @@ async fn mariadb_to_postgres_survives_five_kills() {
     );
     writer.await.expect("writer task").expect("writer");
 
-    // Final run: wait until the target equals the source.
+    // Final run: the table's schema changes under the running pipeline (a column added,
+    // then widened), then wait until the target equals the source.
     let mut child = spawn_worker(&data, &connectors, &log);
+    evolve_and_write(src_url.clone())
+        .await
+        .expect("schema changes and writes");
     let expected = source_dump(&mut src).await;
+    assert!(
+        expected.iter().any(|row| row
+            .rsplit('|')
+            .next()
+            .and_then(|v| v.parse::<i64>().ok())
+            .is_some_and(|v| v > i64::from(i32::MAX))),
+        "the widened column holds BIGINT values in the source"
+    );
     assert!(!expected.is_empty(), "the writer left rows in the source");
     loop {
         let got = target_dump(&pg, &table).await.unwrap_or_default();

@@ -234,6 +234,39 @@ async fn topics_are_created_with_the_configured_settings() {
     assert_eq!(entry("retention.ms"), "3600000");
 }
 
+#[tokio::test]
+async fn dead_letter_topics_get_one_partition_as_in_kafka_connect() {
+    let env = TestEnv::load();
+    let prefix = unique_name("dlqcreate");
+    let mut config = kafka_config(&env, &format!("{prefix}-offsets"));
+    config.topic_creation.partitions = 4;
+    let store = KafkaStore::new(config).expect("store");
+    let dlq = format!("{prefix}.dlq");
+    // One broker here: a replication factor of 1 (the worker default, 3, needs 3 brokers).
+    assert_eq!(
+        store
+            .ensure_dead_letter_topic(&dlq, 1)
+            .await
+            .expect("create the dead-letter topic"),
+        1
+    );
+    let listed = store.list_topics().await.expect("list");
+    let t = listed.iter().find(|t| t.name == dlq).expect("topic listed");
+    assert_eq!(
+        t.partitions.len(),
+        1,
+        "not topic.creation.default.partitions"
+    );
+    // An ordinary topic still gets the configured partitions.
+    assert_eq!(
+        store
+            .ensure_topic(&format!("{prefix}.data"))
+            .await
+            .expect("create"),
+        4
+    );
+}
+
 fn record(n: u64) -> TopicRecord {
     TopicRecord {
         key: Some(format!("key-{n}").into_bytes().into()),

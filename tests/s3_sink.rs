@@ -153,6 +153,8 @@ async fn datagen_to_s3_avro_survives_kill_9() {
     let prefix = unique_name("lake");
     let root = tempfile::tempdir().expect("tmp");
     let (data, connectors) = (root.path().join("data"), root.path().join("connectors"));
+    let spill = root.path().join("spill");
+    let spill_dir = spill.to_string_lossy().into_owned();
     std::fs::create_dir_all(&connectors).expect("connectors dir");
     std::fs::write(
         connectors.join("gen.json"),
@@ -172,7 +174,7 @@ async fn datagen_to_s3_avro_survives_kill_9() {
             "s3.bucket.name": bucket, "s3.region": env.s3_region, "store.url": env.s3_endpoint,
             "aws.access.key.id": env.s3_access_key, "aws.secret.access.key": env.s3_secret_key,
             "format.class": "io.confluent.connect.s3.format.avro.AvroFormat",
-            "flush.size": FLUSH.to_string(),
+            "flush.size": FLUSH.to_string(), "s3.spill.dir": spill_dir,
             "key.converter": AVRO, "value.converter": AVRO,
         }})
         .to_string(),
@@ -187,7 +189,7 @@ async fn datagen_to_s3_avro_survives_kill_9() {
             "s3.bucket.name": bucket, "s3.region": env.s3_region, "store.url": env.s3_endpoint,
             "aws.access.key.id": env.s3_access_key, "aws.secret.access.key": env.s3_secret_key,
             "format.class": "io.confluent.connect.s3.format.parquet.ParquetFormat",
-            "flush.size": FLUSH.to_string(),
+            "flush.size": FLUSH.to_string(), "s3.spill.dir": spill_dir,
             "key.converter": AVRO, "value.converter": AVRO,
         }})
         .to_string(),
@@ -243,6 +245,23 @@ async fn datagen_to_s3_avro_survives_kill_9() {
             break (log, committed);
         }
     };
+    // The killed runs' spill directories were swept: only the live worker's two sink tasks
+    // (one per connector) own one.
+    let owners: Vec<String> = std::fs::read_dir(&spill)
+        .expect("spill dir")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("tributary-s3-sink-")
+        })
+        .map(|e| std::fs::read_to_string(e.path().join("owner.pid")).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        owners,
+        vec![child.id().to_string(); 2],
+        "spill directories left by killed workers must be removed"
+    );
     child.kill().expect("kill");
     child.wait().expect("reap");
 

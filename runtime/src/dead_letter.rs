@@ -93,8 +93,9 @@ pub struct ErrorPolicy {
     pub log_include_messages: bool,
     /// `errors.deadletterqueue.topic.name` (sinks only).
     pub dlq_topic: Option<String>,
-    /// `errors.deadletterqueue.topic.replication.factor` (Kafka storage only).
-    pub dlq_replication_factor: i64,
+    /// `errors.deadletterqueue.topic.replication.factor` (Kafka storage only; -1 is the
+    /// broker's default).
+    pub dlq_replication_factor: i16,
     /// `errors.deadletterqueue.context.headers.enable`
     pub context_headers: bool,
     /// `connector.class`, `key.converter`, `value.converter`, for the class-name header.
@@ -144,6 +145,12 @@ impl ErrorPolicy {
                 warnings.push("errors.deadletterqueue.topic.name: ignored, dead-letter topics apply to sink connectors (source records that fail are skipped and logged with errors.tolerance=all)".into());
             }
         }
+        if parsed.int("errors.deadletterqueue.topic.replication.factor") == Some(0) {
+            errors.push(
+                "errors.deadletterqueue.topic.replication.factor",
+                "must be at least 1, or -1 for the broker's default, got 0",
+            );
+        }
         let tolerate = parsed.str("errors.tolerance") == Some("all");
         if dlq_topic.is_some() && !tolerate && sink {
             warnings.push("errors.deadletterqueue.topic.name: unused while errors.tolerance=none (the first bad record fails the task)".into());
@@ -160,9 +167,13 @@ impl ErrorPolicy {
             log_enable: parsed.bool("errors.log.enable"),
             log_include_messages: parsed.bool("errors.log.include.messages"),
             dlq_topic,
-            dlq_replication_factor: parsed
-                .int("errors.deadletterqueue.topic.replication.factor")
-                .unwrap_or(3),
+            // The config definition bounds it to -1..=32767.
+            dlq_replication_factor: i16::try_from(
+                parsed
+                    .int("errors.deadletterqueue.topic.replication.factor")
+                    .unwrap_or(3),
+            )
+            .unwrap_or(3),
             context_headers: parsed.bool("errors.deadletterqueue.context.headers.enable"),
             connector_class: parsed.string("connector.class"),
             key_converter: parsed
@@ -423,7 +434,10 @@ impl Inner {
     ) -> Result<(), ConnectorError> {
         let partitions = *self
             .dlq_partitions
-            .get_or_try_init(|| self.store.ensure_topic(topic))
+            .get_or_try_init(|| {
+                self.store
+                    .ensure_dead_letter_topic(topic, self.policy.dlq_replication_factor)
+            })
             .await?;
         let mut headers = record.record.headers.clone();
         if self.policy.context_headers {

@@ -62,6 +62,18 @@ pub trait TopicStore: Send + Sync {
     /// Creates the topic if needed; returns its partition count.
     async fn ensure_topic(&self, topic: &str) -> Result<u32, ConnectorError>;
 
+    /// Creates a dead-letter topic if needed, as Kafka Connect does: one partition and
+    /// `errors.deadletterqueue.topic.replication.factor` replicas (backends without
+    /// replication ignore the factor). Returns its partition count.
+    async fn ensure_dead_letter_topic(
+        &self,
+        topic: &str,
+        replication_factor: i16,
+    ) -> Result<u32, ConnectorError> {
+        let _ = replication_factor;
+        self.ensure_topic(topic).await
+    }
+
     /// The partition for a key, as the Java client's default partitioner picks it.
     fn partition(&self, key: Option<&[u8]>, partitions: u32) -> u32 {
         partition_for(key, partitions)

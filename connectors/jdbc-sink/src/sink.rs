@@ -78,7 +78,7 @@ impl SinkTask for JdbcSinkTask {
                 continue;
             }
             self.writer.buffer.consumed(&record);
-            match self.decoder.decode(&record).await {
+            match self.decoder.decode_staged(&record).await {
                 Ok(None) => {}
                 Ok(Some(decoded)) => match self.writer.mapper.map(&decoded, &record) {
                     Ok(Some(change)) => self.writer.buffer.push(change),
@@ -89,12 +89,8 @@ impl SinkTask for JdbcSinkTask {
                             .await?
                     }
                 },
-                Err(e) if e.kind == ErrorKind::Transient => return Err(e),
-                Err(e) => {
-                    self.errors
-                        .report(&record, Stage::ValueConverter, e)
-                        .await?
-                }
+                Err((_, e)) if e.kind == ErrorKind::Transient => return Err(e),
+                Err((stage, e)) => self.errors.report(&record, stage, e).await?,
             }
             if self.writer.buffer.len() >= self.writer.config.batch_size {
                 self.writer.flush(&self.errors).await?;

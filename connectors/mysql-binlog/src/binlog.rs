@@ -192,6 +192,33 @@ fn strip_trailing_checksum<'a>(ev: &Event, data: &'a [u8]) -> Option<&'a [u8]> {
     (hasher.finalize().to_le_bytes() == crc).then_some(body)
 }
 
+/// The file name in a ROTATE body whose checksum did not verify (MariaDB's fake ROTATE at
+/// the start of a stream): binlog names are `<base>.<digits>`, so the four checksum bytes are
+/// dropped when that leaves such a name and the whole body is not one. Looking at the last
+/// byte alone is not enough: one checksum in 25 ends in an ASCII digit.
+fn fake_rotate_name(raw: &[u8]) -> &[u8] {
+    let well_formed = |b: &[u8]| {
+        b.iter().rposition(|&c| c == b'.').is_some_and(|dot| {
+            let suffix = &b[dot + 1..];
+            !suffix.is_empty() && suffix.iter().all(u8::is_ascii_digit)
+        })
+    };
+    match raw.len().checked_sub(4) {
+        Some(n) if !well_formed(raw) && well_formed(&raw[..n]) => &raw[..n],
+        _ => raw,
+    }
+}
+
+/// Where a row sits in the binlog, for its `source` block and offset.
+struct RowAt {
+    event_pos: u64,
+    row_index: u64,
+    ts_ms: i64,
+    server_id: u32,
+    /// The event's last row: its record carries the offset.
+    carries_offset: bool,
+}
+
 /// The transaction being read.
 #[derive(Debug, Default)]
 struct Txn {
@@ -337,13 +364,7 @@ impl BinlogReader {
                 // Before the format description the checksum stays in the body: drop it
                 // when it verifies, or when it is what keeps the name from ending in the
                 // file number (MariaDB's fake ROTATE).
-                strip_trailing_checksum(ev, raw).unwrap_or_else(|| {
-                    let ends_in_digit = |b: &[u8]| b.last().is_some_and(u8::is_ascii_digit);
-                    match raw.len().checked_sub(4) {
-                        Some(n) if !ends_in_digit(raw) && ends_in_digit(&raw[..n]) => &raw[..n],
-                        _ => raw,
-                    }
-                })
+                strip_trailing_checksum(ev, raw).unwrap_or_else(|| fake_rotate_name(raw))
             } else {
                 verify_checksum(ev, &self.file)?;
                 raw
@@ -641,29 +662,41 @@ impl BinlogReader {
             };
             decoded.push((self.txn.rows, before, after));
         }
-        for (row_index, before, after) in decoded {
-            self.emit(
-                op, &info, before, after, start, row_index, ts_ms, server_id, out,
-            );
+        // Only the event's last record carries the offset: the ack tracker commits the
+        // offset of the newest durable record, and a resume skips whole rows up to it, so
+        // per-row offsets inside one event would only be built to be dropped.
+        let last = decoded.len();
+        for (i, (row_index, before, after)) in decoded.into_iter().enumerate() {
+            let at = RowAt {
+                event_pos: start,
+                row_index,
+                ts_ms,
+                server_id,
+                carries_offset: i + 1 == last,
+            };
+            self.emit(op, &info, before, after, at, out);
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn emit(
         &mut self,
         op: Op,
         info: &Arc<TableInfo>,
         before: Option<Row>,
         after: Option<Row>,
-        event_pos: u64,
-        row_index: u64,
-        ts_ms: i64,
-        server_id: u32,
+        at: RowAt,
         out: &mut Vec<SourceRecord>,
     ) {
-        let table_name: Arc<str> = Arc::from(info.schema.id.to_string());
+        let RowAt {
+            event_pos,
+            row_index,
+            ts_ms,
+            server_id,
+            carries_offset,
+        } = at;
         let transaction = if self.cfg.transaction_metadata {
+            let table_name: Arc<str> = Arc::from(info.schema.id.to_string());
             if self.txn.emitted == 0 {
                 let id = self.txn_id();
                 out.push(SourceRecord {
@@ -731,12 +764,14 @@ impl BinlogReader {
             processed_ts_ms: crate::now_ms(),
             headers: Vec::new(),
         };
-        let off = offset(
-            &self.file,
-            self.txn.start,
-            row_index,
-            &self.gtids_before_txn(),
-        );
+        let off = carries_offset.then(|| {
+            offset(
+                &self.file,
+                self.txn.start,
+                row_index,
+                &self.gtids_before_txn(),
+            )
+        });
         let change = SourceRecord {
             topic: info.topic.clone(),
             payload: Payload::Change(Box::new(event)),
@@ -753,7 +788,7 @@ impl BinlogReader {
             });
         }
         if let Some(last) = out.last_mut() {
-            last.offset = Some(off);
+            last.offset = off;
         }
     }
 
@@ -841,6 +876,26 @@ mod tests {
         );
         assert_eq!(ddl_database("ALTER TABLE t ADD c INT"), None);
         assert_eq!(ddl_database("GRANT SELECT ON *.* TO x"), None);
+    }
+
+    #[test]
+    fn fake_rotate_name_drops_a_checksum_whatever_its_bytes() {
+        assert_eq!(fake_rotate_name(b"mysql-bin.000007"), b"mysql-bin.000007");
+        // A checksum whose last byte is an ASCII digit (the case the old check missed).
+        assert_eq!(
+            fake_rotate_name(b"mysql-bin.000007\x91\xfe\x10\x33"),
+            b"mysql-bin.000007"
+        );
+        assert_eq!(
+            fake_rotate_name(b"mysql-bin.000007abc9"),
+            b"mysql-bin.000007"
+        );
+        assert_eq!(
+            fake_rotate_name(b"mysql-bin.000007\x00\x01\x02\x03"),
+            b"mysql-bin.000007"
+        );
+        // Too short or no name to recover: left as it is.
+        assert_eq!(fake_rotate_name(b"abc"), b"abc");
     }
 
     #[test]

@@ -25,7 +25,9 @@
 //! verified, MariaDB GTID/GTID_LIST/BINLOG_CHECKPOINT parsed by hand ([`gtid`]). Table
 //! schemas come from each `TABLE_MAP`'s full row metadata ([`schema`]), so an `ALTER TABLE`
 //! mid-stream yields the right columns on both sides. Compressed, encrypted and unknown
-//! events stop the task with an error; they are never skipped.
+//! events stop the task with an error; they are never skipped. The reader runs on its own
+//! task behind a bounded channel ([`stream`]), so decoding overlaps with the runtime's
+//! encoding and appending; batches keep their order and their offsets.
 //!
 //! # Offsets
 //! Partition `{"server": "<topic.prefix>"}`. A streamed row's offset is
@@ -54,6 +56,7 @@ pub mod gtid;
 pub mod schema;
 pub mod snapshot;
 pub mod source;
+mod stream;
 
 pub use source::{MySqlPlugin, MySqlSource};
 

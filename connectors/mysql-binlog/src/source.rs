@@ -1,11 +1,11 @@
 //! The plugin, the preflight and the source task (snapshot, then stream).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable as _;
-use mysql_async::{BinlogStream, Conn, Opts, OptsBuilder};
+use mysql_async::{Conn, Opts, OptsBuilder};
 use tracing::{info, warn};
 use tributary_runtime::config::{ConfigDef, ConfigErrors, Parsed};
 use tributary_runtime::connector::{
@@ -15,18 +15,16 @@ use tributary_runtime::converter::json::ValueModes;
 use tributary_runtime::error::ConnectorError;
 use tributary_runtime::offsets::StoredOffset;
 use tributary_runtime::progress::ProgressHandle;
-use tributary_runtime::record::{Payload, SourcePartition, SourceRecord};
+use tributary_runtime::record::{SourcePartition, SourceRecord};
 
 use crate::binlog::{BinlogReader, StartPosition, open_stream};
 use crate::config::{MARIADB_CLASS, MYSQL_CLASS, MySqlConfig, SnapshotMode, config_def, validate};
 use crate::error::MySqlError;
 use crate::gtid::GtidState;
 use crate::snapshot::{Cursor, Snapshot, captured_tables, read_position, wire_from_json};
+use crate::stream::{StreamPump, Streamer};
 
 /// The MySQL/MariaDB binlog source plugin (both Debezium classes).
-/// How long a streaming batch may wait for more records once it holds one.
-const STREAM_LINGER: Duration = Duration::from_millis(10);
-
 pub struct MySqlPlugin;
 
 impl Plugin for MySqlPlugin {
@@ -291,10 +289,7 @@ fn parse_offset(
 
 enum Phase {
     Snapshot(Box<Snapshot>),
-    Streaming {
-        stream: Box<BinlogStream>,
-        reader: Box<BinlogReader>,
-    },
+    Streaming(StreamPump),
     /// `initial_only` after the snapshot: nothing more to do.
     Done,
 }
@@ -304,15 +299,9 @@ pub struct MySqlTask {
     source: Arc<MySqlConfig>,
     opts: Opts,
     partition: SourcePartition,
-    connector: &'static str,
     mariadb: bool,
     phase: Option<Phase>,
     progress: ProgressHandle,
-    last_heartbeat: Instant,
-    last_heartbeat_offset: Option<serde_json::Value>,
-    batch: usize,
-    /// When the binlog bytes behind the server were last measured (for `/metrics`).
-    last_lag_check: Instant,
 }
 
 impl MySqlSource {
@@ -356,7 +345,7 @@ impl MySqlSource {
             Resume::Stream(pos) => {
                 ctx.progress.set_phase("streaming");
                 let _ = conn.disconnect().await;
-                self.stream_phase(&pos, mariadb).await?
+                self.stream_phase(&pos, mariadb, &ctx.progress).await?
             }
             Resume::Snapshot(pos, cursor) if cfg.snapshot_mode.reads_rows() => {
                 ctx.progress.set_phase("snapshot");
@@ -373,7 +362,7 @@ impl MySqlSource {
             }
             Resume::Snapshot(pos, _) => {
                 let _ = conn.disconnect().await;
-                self.stream_phase(&pos, mariadb).await?
+                self.stream_phase(&pos, mariadb, &ctx.progress).await?
             }
             Resume::Nothing => match cfg.snapshot_mode {
                 SnapshotMode::Initial | SnapshotMode::InitialOnly | SnapshotMode::WhenNeeded => {
@@ -393,7 +382,7 @@ impl MySqlSource {
                     let pos = read_position(&mut conn, mariadb).await?;
                     let _ = conn.disconnect().await;
                     ctx.progress.set_phase("streaming");
-                    self.stream_phase(&pos, mariadb).await?
+                    self.stream_phase(&pos, mariadb, &ctx.progress).await?
                 }
                 SnapshotMode::Never => {
                     // Debezium's `never`: read the whole binlog the server still has.
@@ -415,7 +404,7 @@ impl MySqlSource {
                         skip_rows: 0,
                         by_gtid: false,
                     };
-                    self.stream_phase(&pos, mariadb).await?
+                    self.stream_phase(&pos, mariadb, &ctx.progress).await?
                 }
             },
         };
@@ -423,30 +412,54 @@ impl MySqlSource {
             source: cfg,
             opts: self.opts(),
             partition,
-            connector,
             mariadb,
             phase: Some(phase),
             progress: ctx.progress,
-            last_heartbeat: Instant::now(),
-            last_heartbeat_offset: None,
-            batch: 8192,
-            last_lag_check: Instant::now(),
         })
     }
 
-    async fn stream_phase(&self, pos: &StartPosition, mariadb: bool) -> Result<Phase, MySqlError> {
-        let stream = open_stream(self.opts(), &self.cfg, mariadb, pos).await?;
-        let reader = BinlogReader::new(
+    async fn stream_phase(
+        &self,
+        pos: &StartPosition,
+        mariadb: bool,
+        progress: &ProgressHandle,
+    ) -> Result<Phase, MySqlError> {
+        start_streaming(
             self.cfg.clone(),
+            self.opts(),
             self.partition(),
+            mariadb,
             pos,
-            self.cfg.flavor.connector_name(),
-        );
-        Ok(Phase::Streaming {
-            stream: Box::new(stream),
-            reader: Box::new(reader),
-        })
+            progress.clone(),
+        )
+        .await
     }
+}
+
+/// Opens the replica connection at `pos` and starts the pump task that reads it.
+async fn start_streaming(
+    cfg: Arc<MySqlConfig>,
+    opts: Opts,
+    partition: SourcePartition,
+    mariadb: bool,
+    pos: &StartPosition,
+    progress: ProgressHandle,
+) -> Result<Phase, MySqlError> {
+    let stream = open_stream(opts.clone(), &cfg, mariadb, pos).await?;
+    let reader = BinlogReader::new(
+        cfg.clone(),
+        partition.clone(),
+        pos,
+        cfg.flavor.connector_name(),
+    );
+    Ok(Phase::Streaming(StreamPump::spawn(Streamer {
+        stream,
+        reader,
+        cfg,
+        opts,
+        partition,
+        progress,
+    })))
 }
 
 impl MySqlTask {
@@ -479,126 +492,25 @@ impl MySqlTask {
                         return Ok(Vec::new());
                     }
                     self.progress.set_phase("streaming");
-                    let stream =
-                        open_stream(self.opts.clone(), &self.source, self.mariadb, &pos).await?;
-                    let reader = BinlogReader::new(
-                        self.source.clone(),
-                        self.partition.clone(),
-                        &pos,
-                        self.connector,
+                    self.phase = Some(
+                        start_streaming(
+                            self.source.clone(),
+                            self.opts.clone(),
+                            self.partition.clone(),
+                            self.mariadb,
+                            &pos,
+                            self.progress.clone(),
+                        )
+                        .await?,
                     );
-                    self.phase = Some(Phase::Streaming {
-                        stream: Box::new(stream),
-                        reader: Box::new(reader),
-                    });
                     Ok(Vec::new())
                 }
             },
-            Phase::Streaming {
-                mut stream,
-                mut reader,
-            } => {
-                let result = self.stream_batch(&mut stream, &mut reader).await;
-                self.phase = Some(Phase::Streaming { stream, reader });
+            Phase::Streaming(mut pump) => {
+                let result = pump.next().await;
+                self.phase = Some(Phase::Streaming(pump));
                 result
             }
-        }
-    }
-
-    async fn stream_batch(
-        &mut self,
-        stream: &mut BinlogStream,
-        reader: &mut BinlogReader,
-    ) -> Result<Vec<SourceRecord>, MySqlError> {
-        let mut out = Vec::new();
-        let hard = tokio::time::Instant::now() + Duration::from_millis(500);
-        // When the first record of a batch arrived: a batch is handed over at most
-        // `STREAM_LINGER` later (like Kafka's `linger.ms`), so a steady stream of small
-        // transactions is not held back waiting for the server to pause.
-        let mut first_at: Option<tokio::time::Instant> = None;
-        loop {
-            if out.len() >= self.batch {
-                break;
-            }
-            if first_at.is_none() && !out.is_empty() {
-                first_at = Some(tokio::time::Instant::now());
-            }
-            let deadline = match first_at {
-                None => hard,
-                Some(first) => hard.min(first + STREAM_LINGER),
-            };
-            if !reader.next(stream, deadline, &mut out).await? {
-                break;
-            }
-        }
-        if let Some(last) = out.iter().rev().find_map(|r| match &r.payload {
-            Payload::Change(e) => Some(e.source.ts_ms),
-            _ => None,
-        }) {
-            self.progress.set_source_ts(last);
-        }
-        if self.last_lag_check.elapsed() >= Duration::from_secs(5) {
-            self.last_lag_check = Instant::now();
-            self.report_binlog_lag(reader).await;
-        }
-        tracing::trace!(connector = %self.source.name, records = out.len(), "stream batch");
-        if out.iter().any(|r| r.offset.is_some()) {
-            self.last_heartbeat = Instant::now();
-        } else if self.source.heartbeat_ms > 0
-            && self.last_heartbeat.elapsed() >= Duration::from_millis(self.source.heartbeat_ms)
-            && !reader.in_transaction()
-            && let Some(offset) = reader.boundary_offset()
-            && self.last_heartbeat_offset.as_ref() != Some(&offset.value)
-        {
-            self.last_heartbeat = Instant::now();
-            self.last_heartbeat_offset = Some(offset.value.clone());
-            out.push(SourceRecord {
-                topic: Arc::from(format!("__debezium-heartbeat.{}", self.source.prefix)),
-                payload: Payload::Json {
-                    key: Some(serde_json::json!({ "serverName": &*self.source.prefix })),
-                    value: serde_json::json!({ "ts_ms": crate::now_ms() }),
-                },
-                partition: self.partition.clone(),
-                offset: Some(offset),
-            });
-        }
-        Ok(out)
-    }
-}
-
-impl MySqlTask {
-    /// Reports the binlog bytes the task is behind the server: from the last transaction
-    /// boundary read to the end of the newest binlog file (`SHOW BINARY LOGS` sizes).
-    /// Best effort: a failed measurement leaves the last value.
-    async fn report_binlog_lag(&self, reader: &BinlogReader) {
-        let Some(at) = reader.boundary_offset() else {
-            return;
-        };
-        let (Some(file), Some(pos)) = (at.value["file"].as_str(), at.value["pos"].as_u64()) else {
-            return;
-        };
-        let Ok(mut conn) = Conn::new(self.opts.clone()).await else {
-            return;
-        };
-        let logs: Result<Vec<mysql_async::Row>, _> = conn.query("SHOW BINARY LOGS").await;
-        let _ = conn.disconnect().await;
-        let Ok(logs) = logs else {
-            return;
-        };
-        let mut behind = None;
-        for mut row in logs {
-            let (Some(name), Some(size)) = (row.take::<String, _>(0), row.take::<u64, _>(1)) else {
-                continue;
-            };
-            // Binlog file names share a prefix and a fixed-width sequence number.
-            match name.as_str().cmp(file) {
-                std::cmp::Ordering::Equal => behind = Some(size.saturating_sub(pos)),
-                std::cmp::Ordering::Greater => behind = behind.map(|b: u64| b + size),
-                std::cmp::Ordering::Less => {}
-            }
-        }
-        if let Some(bytes) = behind {
-            self.progress.set_lag_bytes(bytes);
         }
     }
 }
@@ -611,9 +523,7 @@ impl SourceTask for MySqlTask {
 
     async fn close(&mut self) {
         match self.phase.take() {
-            Some(Phase::Streaming { stream, .. }) => {
-                let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
-            }
+            Some(Phase::Streaming(pump)) => pump.close().await,
             Some(Phase::Snapshot(snap)) => {
                 let conn = snap.finish().await;
                 let _ = conn.disconnect().await;

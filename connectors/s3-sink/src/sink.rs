@@ -64,6 +64,45 @@ impl SinkConnector for S3Sink {
     }
 }
 
+/// Name prefix of a task's spill directory under `s3.spill.dir`.
+const SPILL_PREFIX: &str = "tributary-s3-sink-";
+/// File in a spill directory holding the owning process id.
+const SPILL_OWNER_FILE: &str = "owner.pid";
+
+/// Removes spill directories whose owning process is gone (a crashed worker's buffers:
+/// their records were never committed, so they are replayed from the topic anyway).
+/// Directories without an owner file, or whose owner still runs, are left alone. Best
+/// effort: a failure is logged, never fatal.
+pub fn sweep_stale_spill_dirs(base: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(SPILL_PREFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(pid) = std::fs::read_to_string(dir.join(SPILL_OWNER_FILE)) else {
+            continue;
+        };
+        let Ok(pid) = pid.trim().parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                info!(dir = %dir.display(), pid, "removed the spill directory of a stopped worker")
+            }
+            Err(e) => {
+                warn!(dir = %dir.display(), error = %e, "cannot remove a stale spill directory")
+            }
+        }
+    }
+}
+
 /// The object key: `<topics.dir>/<topic>/<encoded partition>/<topic>+<partition>+<start offset>.<ext>`
 /// with the start offset zero-padded to 10 digits.
 pub fn object_key(
@@ -160,7 +199,7 @@ impl S3SinkTask {
                 .with_source(e)
         })?;
         let spill = tempfile::Builder::new()
-            .prefix("tributary-s3-sink-")
+            .prefix(SPILL_PREFIX)
             .tempdir_in(&base)
             .map_err(|e| {
                 ConnectorError::definite(format!(
@@ -169,6 +208,14 @@ impl S3SinkTask {
                 ))
                 .with_source(e)
             })?;
+        // Claim the directory for this process, then remove what crashed tasks left behind
+        // (a kill -9 never runs TempDir's cleanup).
+        let owner = spill.path().join(SPILL_OWNER_FILE);
+        std::fs::write(&owner, std::process::id().to_string()).map_err(|e| {
+            ConnectorError::definite(format!("s3.spill.dir: cannot write {}", owner.display()))
+                .with_source(e)
+        })?;
+        sweep_stale_spill_dirs(&base);
         if config.schema_compatibility != "NONE" {
             warn!(schema_compatibility = %config.schema_compatibility, "schema.compatibility other than NONE behaves as NONE: every schema change commits the open objects");
         }
@@ -218,14 +265,14 @@ impl S3SinkTask {
         record: &SinkRecord,
         now_ms: i64,
     ) -> Result<Option<Ready>, ConnectorError> {
-        let decoded = match self.decoder.decode(record).await {
+        let decoded = match self.decoder.decode_staged(record).await {
             Ok(Some(d)) => d,
             Ok(None) => return Ok(None),
-            Err(e) if e.kind == tributary_runtime::error::ErrorKind::Definite => {
-                self.errors.report(record, Stage::ValueConverter, e).await?;
+            Err((stage, e)) if e.kind == tributary_runtime::error::ErrorKind::Definite => {
+                self.errors.report(record, stage, e).await?;
                 return Ok(None);
             }
-            Err(e) => return Err(e),
+            Err((_, e)) => return Err(e),
         };
         let value = decoded.value.as_ref();
         if value.is_none() {
@@ -596,6 +643,34 @@ mod tests {
         raw.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let parsed = S3SinkConfig::config_def().parse(&raw).expect("parse");
         S3SinkConfig::from_parsed(&parsed).expect("valid")
+    }
+
+    #[test]
+    fn stale_spill_dirs_of_dead_processes_are_swept() {
+        let base = tempfile::tempdir().expect("tmp");
+        let dir = |name: &str, owner: Option<&str>| {
+            let d = base.path().join(name);
+            std::fs::create_dir(&d).expect("mkdir");
+            std::fs::write(d.join("0.spill"), b"buffered").expect("write");
+            if let Some(pid) = owner {
+                std::fs::write(d.join(SPILL_OWNER_FILE), pid).expect("owner");
+            }
+            d
+        };
+        // Above the kernel's largest pid_max (2^22): no such process can exist.
+        let dead = dir("tributary-s3-sink-dead", Some("4194305"));
+        let mine = dir(
+            "tributary-s3-sink-mine",
+            Some(&std::process::id().to_string()),
+        );
+        let init = dir("tributary-s3-sink-init", Some("1"));
+        let unowned = dir("tributary-s3-sink-unowned", None);
+        let other = dir("something-else", Some("4194305"));
+        sweep_stale_spill_dirs(base.path());
+        assert!(!dead.exists(), "a dead owner's directory is removed");
+        for kept in [&mine, &init, &unowned, &other] {
+            assert!(kept.exists(), "{} must be kept", kept.display());
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use serde_json::Value as J;
 use crate::config::{ConfigErrors, RawConfig};
 use crate::converter::registry_client::RegistryTarget;
 use crate::converter::{Converter, side_converter, wire};
+use crate::dead_letter::Stage;
 use crate::error::ConnectorError;
 use crate::record::SinkRecord;
 use crate::transforms::TransformChain;
@@ -90,31 +91,36 @@ impl RecordDecoder {
         &self,
         record: &SinkRecord,
     ) -> Result<Option<ConnectRecord>, ConnectorError> {
+        self.decode_staged(record).await.map_err(|(_, e)| e)
+    }
+
+    /// [`decode`](Self::decode), with the stage that failed (key converter, value converter
+    /// or transformation), for the errant-record reporter's context headers.
+    pub async fn decode_staged(
+        &self,
+        record: &SinkRecord,
+    ) -> Result<Option<ConnectRecord>, (Stage, ConnectorError)> {
         let position = || format!("{}-{}@{}", record.topic, record.partition, record.offset);
         let key = match &record.record.key {
             None => None,
             Some(bytes) => Some(self.key.decode(bytes).await.map_err(|e| {
-                ConnectorError::new(
-                    e.kind,
-                    format!(
-                        "cannot decode the key of record {}: {}",
-                        position(),
-                        e.message
-                    ),
-                )
+                let message = format!(
+                    "cannot decode the key of record {}: {}",
+                    position(),
+                    e.message
+                );
+                (Stage::KeyConverter, ConnectorError::new(e.kind, message))
             })?),
         };
         let value = match &record.record.value {
             None => None,
             Some(bytes) => Some(self.value.decode(bytes).await.map_err(|e| {
-                ConnectorError::new(
-                    e.kind,
-                    format!(
-                        "cannot decode the value of record {}: {}",
-                        position(),
-                        e.message
-                    ),
-                )
+                let message = format!(
+                    "cannot decode the value of record {}: {}",
+                    position(),
+                    e.message
+                );
+                (Stage::ValueConverter, ConnectorError::new(e.kind, message))
             })?),
         };
         let decoded = ConnectRecord {
@@ -129,7 +135,9 @@ impl RecordDecoder {
         if self.transforms.is_empty() {
             return Ok(Some(decoded));
         }
-        self.transforms.apply(decoded)
+        self.transforms
+            .apply(decoded)
+            .map_err(|e| (Stage::Transformation, e))
     }
 
     /// The Avro writer schema (JSON text) registered under `id`, for sinks that copy Avro

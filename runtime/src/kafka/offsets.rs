@@ -179,7 +179,12 @@ impl KafkaOffsetStore {
         let config = store.config().clone();
         let topic = config.offsets_topic.clone();
         let partitions = store
-            .create_topic(&topic, Some(1), &[("cleanup.policy", "compact".to_owned())])
+            .create_topic(
+                &topic,
+                Some(1),
+                None,
+                &[("cleanup.policy", "compact".to_owned())],
+            )
             .await?;
         let read_config = config.clone();
         let read_topic = topic.clone();

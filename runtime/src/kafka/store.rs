@@ -169,6 +169,7 @@ impl KafkaStore {
         &self,
         topic: &str,
         partitions: Option<i32>,
+        replication_factor: Option<i32>,
         configs: &[(&str, String)],
     ) -> Result<u32, ConnectorError> {
         if let Some(n) = self.topic_partitions().await?.get(topic) {
@@ -178,7 +179,7 @@ impl KafkaStore {
         let mut new_topic = NewTopic::new(
             topic,
             partitions.unwrap_or(creation.partitions),
-            TopicReplication::Fixed(creation.replication_factor),
+            TopicReplication::Fixed(replication_factor.unwrap_or(creation.replication_factor)),
         );
         for (key, value) in configs {
             new_topic = new_topic.set(key, value);
@@ -241,7 +242,30 @@ impl TopicStore for KafkaStore {
         }
         let configs = self.config.topic_creation.configs();
         let configs: Vec<(&str, String)> = configs.into_iter().collect();
-        let n = self.create_topic(topic, None, &configs).await?;
+        let n = self.create_topic(topic, None, None, &configs).await?;
+        self.known.lock().expect("lock").insert(topic.to_owned(), n);
+        Ok(n)
+    }
+
+    async fn ensure_dead_letter_topic(
+        &self,
+        topic: &str,
+        replication_factor: i16,
+    ) -> Result<u32, ConnectorError> {
+        if let Some(n) = self.known.lock().expect("lock").get(topic) {
+            return Ok(*n);
+        }
+        let n = self
+            .create_topic(topic, Some(1), Some(i32::from(replication_factor)), &[])
+            .await
+            .map_err(|e| {
+                let message = format!(
+                    "{}; check errors.deadletterqueue.topic.replication.factor ({replication_factor}) \
+                     against the number of brokers",
+                    e.message
+                );
+                ConnectorError::new(e.kind, message)
+            })?;
         self.known.lock().expect("lock").insert(topic.to_owned(), n);
         Ok(n)
     }

@@ -180,7 +180,7 @@ mod tests {
 
     use super::*;
     use crate::config::RawConfig;
-    use crate::dead_letter::{Stage, headers};
+    use crate::dead_letter::headers;
     use crate::log::{EmbeddedLog, LogConfig};
     use crate::record::{SinkRecord, TopicRecord};
     use crate::storage::{EmbeddedStore, ProduceRecord, TopicSelector};
@@ -214,13 +214,13 @@ mod tests {
     impl SinkTask for DecodingTask {
         async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectorError> {
             for r in records {
-                match self.decoder.decode(&r).await {
+                match self.decoder.decode_staged(&r).await {
                     Ok(_) => self
                         .written
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .push(r.offset),
-                    Err(e) => self.errors.report(&r, Stage::ValueConverter, e).await?,
+                    Err((stage, e)) => self.errors.report(&r, stage, e).await?,
                 }
             }
             Ok(())

@@ -163,11 +163,19 @@ impl MySqlDialect {
         let t = self.table(&table.name);
         let name = |c: usize| self.quote(&table.columns[c].name);
         if mode == InsertMode::Update {
-            let sets: Vec<String> = columns
+            let mut sets: Vec<String> = columns
                 .iter()
                 .filter(|c| !key.contains(c))
                 .map(|&c| format!("{} = ?", name(c)))
                 .collect();
+            if sets.is_empty() {
+                // Every column is a key column: nothing to change, but the statement must
+                // still be valid (and binds only the key values).
+                sets = key
+                    .iter()
+                    .map(|&c| format!("{n} = {n}", n = name(c)))
+                    .collect();
+            }
             let conds: Vec<String> = key.iter().map(|&c| format!("{} = ?", name(c))).collect();
             return format!(
                 "UPDATE {t} SET {} WHERE {}",
@@ -517,6 +525,11 @@ mod tests {
         assert_eq!(
             MySqlDialect.write_sql(&table, InsertMode::Update, &[0, 1], &[0], 1),
             "UPDATE `db`.`t` SET `v` = ? WHERE `id` = ?"
+        );
+        // A table whose only columns are its key: a valid no-op update.
+        assert_eq!(
+            MySqlDialect.write_sql(&table, InsertMode::Update, &[0], &[0], 1),
+            "UPDATE `db`.`t` SET `id` = `id` WHERE `id` = ?"
         );
     }
 

@@ -154,11 +154,21 @@ impl PostgresDialect {
         let cast = |c: usize| format!("u.v{}::{}", pos(c), col(c).type_name);
         match mode {
             InsertMode::Update => {
-                let sets: Vec<String> = columns
+                let mut sets: Vec<String> = columns
                     .iter()
                     .filter(|c| !key.contains(c))
                     .map(|&c| format!("{} = {}", self.quote(&col(c).name), cast(c)))
                     .collect();
+                if sets.is_empty() {
+                    // Every column is a key column: a valid statement that changes nothing.
+                    sets = key
+                        .iter()
+                        .map(|&c| {
+                            let n = self.quote(&col(c).name);
+                            format!("{n} = t.{n}")
+                        })
+                        .collect();
+                }
                 let conds: Vec<String> = key
                     .iter()
                     .map(|&c| format!("t.{} = {}", self.quote(&col(c).name), cast(c)))
@@ -611,6 +621,13 @@ mod tests {
         assert!(
             upd.starts_with("UPDATE \"orders\" AS t SET \"amount\" = u.v1::numeric(10,2)"),
             "{upd}"
+        );
+        // Only key columns: a valid no-op update.
+        let upd = PostgresDialect.write_sql(&table(), InsertMode::Update, &[0], &[0]);
+        assert_eq!(
+            upd,
+            "UPDATE \"orders\" AS t SET \"id\" = t.\"id\" FROM UNNEST($1::text[]) AS u(v0) \
+             WHERE t.\"id\" = u.v0::bigint"
         );
     }
 

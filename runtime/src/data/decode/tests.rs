@@ -375,3 +375,54 @@ async fn key_only_before_images_encode_with_debeziums_fallbacks() {
         assert_eq!(typed("day"), Value::Date(0));
     }
 }
+
+#[tokio::test]
+async fn a_failure_names_the_stage_that_failed() {
+    let record = |key: &'static [u8], value: &'static [u8]| SinkRecord {
+        topic: Arc::from("t"),
+        partition: 0,
+        offset: 5,
+        record: TopicRecord {
+            key: Some(Bytes::from_static(key)),
+            value: Some(Bytes::from_static(value)),
+            headers: Vec::new(),
+            timestamp_ms: 0,
+        },
+    };
+    let cfg = config(&[
+        ("key.converter.schemas.enable", "false"),
+        ("value.converter.schemas.enable", "false"),
+    ]);
+    let transforms = TransformChain::from_config(&config(&[
+        ("transforms", "key"),
+        (
+            "transforms.key.type",
+            "org.apache.kafka.connect.transforms.ValueToKey",
+        ),
+        ("transforms.key.fields", "id"),
+    ]))
+    .expect("chain");
+    let decoder = RecordDecoder::from_config(&cfg)
+        .expect("decoder")
+        .with_transforms(transforms);
+    let stage = |r: Result<Option<ConnectRecord>, (Stage, ConnectorError)>| match r {
+        Err((stage, _)) => Some(stage),
+        Ok(_) => None,
+    };
+    assert_eq!(
+        stage(decoder.decode_staged(&record(b"[1", b"{\"id\":1}")).await),
+        Some(Stage::KeyConverter)
+    );
+    assert_eq!(
+        stage(decoder.decode_staged(&record(b"1", b"{\"id\":")).await),
+        Some(Stage::ValueConverter)
+    );
+    assert_eq!(
+        stage(decoder.decode_staged(&record(b"1", b"{\"other\":1}")).await),
+        Some(Stage::Transformation)
+    );
+    assert_eq!(
+        stage(decoder.decode_staged(&record(b"1", b"{\"id\":1}")).await),
+        None
+    );
+}
