@@ -6,8 +6,10 @@
 //! with an error instead of being skipped.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::Arc;
 
+use bitvec::slice::BitSlice;
 use futures::StreamExt as _;
 use mysql_async::binlog::events::{
     Event, EventData, QueryEvent, RotateEvent, RowsEventData, TableMapEvent,
@@ -26,6 +28,7 @@ use crate::config::MySqlConfig;
 use crate::decode::{Origin, convert};
 use crate::error::MySqlError;
 use crate::gtid::{GtidState, parse_gtid_event};
+use crate::image::{Image, ImageReader};
 use crate::schema::{TableInfo, from_table_map};
 
 /// Where to start reading.
@@ -629,22 +632,41 @@ impl BinlogReader {
             // Rows outside GTID/BEGIN (not written by ROW format servers): own transaction.
             self.begin(start, None, ts_ms);
         }
-        let Some(tme) = self.tmes.get(&table_id) else {
-            return Err(MySqlError::Unsupported(format!(
-                "no table map for table id {table_id} at {}:{start}",
-                self.file
-            )));
-        };
         let skipped = self.cfg.skipped_ops.contains(&op);
         let server_id = ev.header().server_id();
+        let image_err = |file: &str, e: io::Error| MySqlError::Decode {
+            what: "row image".into(),
+            file: file.to_owned(),
+            pos: start,
+            source: e,
+        };
+        // Our image reader (layout cached per table version), or mysql_common's row
+        // iterator for MySQL's partial JSON updates.
+        let mut images = match rows {
+            RowsEventData::PartialUpdateRowsEvent(_) => {
+                let Some(tme) = self.tmes.get(&table_id) else {
+                    return Err(MySqlError::Unsupported(format!(
+                        "no table map for table id {table_id} at {}:{start}",
+                        self.file
+                    )));
+                };
+                Images::Generic(rows.rows(tme))
+            }
+            _ => {
+                let bits = |b: &BitSlice<u8>| b.iter().by_vals().collect();
+                let reader = ImageReader::new(
+                    rows.rows_data(),
+                    &info.wire,
+                    rows.columns_before_image().map(bits),
+                    rows.columns_after_image().map(bits),
+                )
+                .map_err(|e| image_err(&self.file, e))?;
+                Images::Direct(reader)
+            }
+        };
         let mut decoded = Vec::new();
-        for row in rows.rows(tme) {
-            let (before, after) = row.map_err(|e| MySqlError::Decode {
-                what: "row image".into(),
-                file: self.file.clone(),
-                pos: start,
-                source: e,
-            })?;
+        while let Some(row) = images.next_row() {
+            let (before, after) = row.map_err(|e| image_err(&self.file, e))?;
             self.txn.rows += 1;
             if self.txn.rows <= self.txn.skip || skipped {
                 continue;
@@ -807,9 +829,31 @@ impl BinlogReader {
     }
 }
 
+/// The row images of one rows event, from whichever reader applies.
+enum Images<'a> {
+    Direct(ImageReader<'a>),
+    Generic(mysql_async::binlog::events::RowsEventRows<'a>),
+}
+
+impl<'a> Images<'a> {
+    #[allow(clippy::type_complexity)]
+    fn next_row(&mut self) -> Option<io::Result<(Option<Image<'a>>, Option<Image<'a>>)>> {
+        match self {
+            Images::Direct(reader) => reader.next_row(),
+            Images::Generic(rows) => rows.next().map(|row| {
+                row.map(|(before, after)| {
+                    (
+                        before.map(mysql_async::binlog::row::BinlogRow::unwrap),
+                        after.map(mysql_async::binlog::row::BinlogRow::unwrap),
+                    )
+                })
+            }),
+        }
+    }
+}
+
 /// Decodes the captured columns of one row image.
-fn decode_row(row: mysql_async::binlog::row::BinlogRow, info: &TableInfo) -> Result<Row, String> {
-    let mut values = row.unwrap();
+fn decode_row(mut values: Image<'_>, info: &TableInfo) -> Result<Row, String> {
     let mut out = Vec::with_capacity(info.plans.len());
     for plan in &info.plans {
         let wire = match values.get_mut(plan.source_index) {

@@ -53,6 +53,7 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod gtid;
+pub mod image;
 pub mod schema;
 pub mod snapshot;
 pub mod source;

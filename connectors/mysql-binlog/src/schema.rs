@@ -59,6 +59,18 @@ pub struct TableInfo {
     pub schema: Arc<TableSchema>,
     pub plans: Vec<ColumnPlan>,
     pub topic: Arc<str>,
+    /// Layout of every column of the server's row image, captured or not (from the
+    /// `TABLE_MAP`; empty for schemas read from `information_schema`).
+    pub wire: Vec<WireColumn>,
+}
+
+/// How one column is laid out in a binlog row image: its type as the `TABLE_MAP` states it,
+/// the type's metadata bytes and signedness (what the value decoder needs).
+#[derive(Debug, Clone)]
+pub struct WireColumn {
+    pub ty: ColumnType,
+    pub meta: Vec<u8>,
+    pub unsigned: bool,
 }
 
 /// MySQL charset ids whose bytes are not UTF-8 but Latin-1 (or ASCII).
@@ -166,6 +178,7 @@ pub fn from_table_map(
 
     let mut columns = Vec::new();
     let mut plans = Vec::new();
+    let mut wire = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let ty = tme
             .get_column_type(i)
@@ -259,6 +272,11 @@ pub fn from_table_map(
                 ));
             }
         };
+        wire.push(WireColumn {
+            ty,
+            meta: meta_bytes.to_vec(),
+            unsigned,
+        });
         if !cfg.filters.column(&db, &table, name) {
             continue;
         }
@@ -290,6 +308,7 @@ pub fn from_table_map(
     }
     let key = key_indexes(cfg, &db, &table, &columns, &plans, &pk);
     Ok(Some(TableInfo {
+        wire,
         topic: topic_name(cfg, &db, &table),
         schema: Arc::new(TableSchema {
             id: TableId::new(db, table),
@@ -433,6 +452,7 @@ pub fn from_information_schema(
     let pk_source: Vec<usize> = pk.into_iter().map(|(_, i)| i).collect();
     let key = key_indexes(cfg, db, table, &columns, &plans, &pk_source);
     TableInfo {
+        wire: Vec::new(),
         topic: topic_name(cfg, db, table),
         schema: Arc::new(TableSchema {
             id: TableId::new(db, table),

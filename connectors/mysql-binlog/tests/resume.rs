@@ -141,14 +141,36 @@ async fn resume_inside_a_transaction_skips_delivered_rows() -> Result<()> {
     let first = poll_until(&mut task, |r| ids(r).len() >= 12).await?;
     task.close().await;
     assert_eq!(ids(&first), (1..=12).collect::<Vec<_>>());
-    let fourth = &first[3];
-    let offset = fourth.offset.clone().expect("every row carries an offset");
-    assert_eq!(offset.value["row"], 4, "{}", offset.value);
-    let stored = StoredOffset {
-        partition: fourth.partition.clone(),
-        offset,
-    };
+    // The ten-row INSERT is one rows event: only its last record carries the offset.
+    assert!(
+        first[..9].iter().all(|r| r.offset.is_none()),
+        "rows inside an event carry no offset"
+    );
+    let tenth = &first[9];
+    let offset = tenth
+        .offset
+        .clone()
+        .expect("an event's last row carries the offset");
+    assert_eq!(offset.value["row"], 10, "{}", offset.value);
 
+    // Resuming after the event's last row: the rest of the transaction, then the next one.
+    let after_event = StoredOffset {
+        partition: tenth.partition.clone(),
+        offset: offset.clone(),
+    };
+    let mut task = open(&src, vec![after_event]).await?;
+    let rest = poll_until(&mut task, |r| ids(r).len() >= 2).await?;
+    task.close().await;
+    assert_eq!(ids(&rest), vec![11, 12]);
+
+    // A position inside an event (as an offset written per row, e.g. by an older version,
+    // says): the skip counts rows, not events.
+    let mut inside = offset;
+    inside.value["row"] = serde_json::json!(4);
+    let stored = StoredOffset {
+        partition: tenth.partition.clone(),
+        offset: inside,
+    };
     let mut task = open(&src, vec![stored.clone()]).await?;
     let rest = poll_until(&mut task, |r| ids(r).len() >= 8).await?;
     task.close().await;
