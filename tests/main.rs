@@ -10,6 +10,7 @@ mod env_smoke;
 mod jdbc_sink;
 mod jdbc_source;
 mod kafka;
+mod offsets;
 mod outage;
 mod rest;
 mod s3_sink;

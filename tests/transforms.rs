@@ -502,3 +502,155 @@ async fn postgres_outbox_event_router() -> Result<()> {
         .await;
     Ok(())
 }
+
+/// GET a path of the registry; JSON body.
+async fn registry_json(url: &str, path: &str) -> Result<Json> {
+    let resp = reqwest::get(format!("{url}{path}")).await?;
+    let status = resp.status();
+    let body: Json = resp.json().await?;
+    anyhow::ensure!(status.is_success(), "GET {path}: {status} {body}");
+    Ok(body)
+}
+
+/// Versions of a subject, empty while it does not exist.
+async fn subject_versions(url: &str, subject: &str) -> Vec<u64> {
+    registry_json(url, &format!("/subjects/{subject}/versions"))
+        .await
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+/// Under the Avro converter, a transformed record's schema is the transformed one (flat,
+/// with the added fields), and an `ALTER TABLE` mid-stream registers a second version of the
+/// value subject; each record in the log names the version it was written with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transformed_avro_schemas_are_registered_and_evolve() -> Result<()> {
+    let env = TestEnv::load();
+    let mut conn = Conn::new(Opts::from_url(&env.mariadb_url)?).await?;
+    let db = unique_name("smtavro");
+    conn.query_drop(format!("CREATE DATABASE {db}")).await?;
+    conn.query_drop(format!(
+        "CREATE TABLE {db}.orders (id INT PRIMARY KEY, note VARCHAR(40))"
+    ))
+    .await?;
+    conn.query_drop(format!("INSERT INTO {db}.orders VALUES (1, 'first')"))
+        .await?;
+
+    // A registry of our own, as a user's external Confluent registry would be.
+    let registry_dir = tempfile::tempdir()?;
+    let store = Arc::new(tributary_runtime::schema_registry::SchemaStore::open(
+        registry_dir.path(),
+    )?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        let _ = tributary_runtime::schema_registry::serve_listener(listener, store).await;
+    });
+
+    let dir = tempfile::tempdir()?;
+    let mut registry = Registry::with_builtins();
+    registry.register(Arc::new(tributary_mysql_binlog::MySqlPlugin));
+    let worker = Worker::start(
+        WorkerConfig {
+            data_dir: dir.path().to_path_buf(),
+            offset_flush_interval_ms: 0,
+            progress_interval_secs: 3600,
+            ..Default::default()
+        },
+        registry,
+    )
+    .await
+    .context("worker start")?;
+    let name = format!("{db}-src");
+    let avro = "io.confluent.connect.avro.AvroConverter".to_owned();
+    let config = mariadb_config(
+        &env,
+        &name,
+        &db,
+        &[
+            ("key.converter", avro.clone()),
+            ("value.converter", avro),
+            ("key.converter.schema.registry.url", url.clone()),
+            ("value.converter.schema.registry.url", url.clone()),
+            ("transforms", "unwrap".into()),
+            (
+                "transforms.unwrap.type",
+                "io.debezium.transforms.ExtractNewRecordState".into(),
+            ),
+            ("transforms.unwrap.add.fields", "op".into()),
+        ],
+    );
+    worker.create(config, TargetState::Running).await?;
+    let topic = format!("{db}.{db}.orders");
+    let subject = format!("{topic}-value");
+
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while subject_versions(&url, &subject).await.is_empty() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{subject} never registered; status {:?}",
+            worker.status(&name).await.ok()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    conn.query_drop(format!("ALTER TABLE {db}.orders ADD COLUMN extra INT"))
+        .await?;
+    conn.query_drop(format!("INSERT INTO {db}.orders VALUES (2, 'second', 7)"))
+        .await?;
+    while subject_versions(&url, &subject).await != [1, 2] {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{subject} has versions {:?}, want [1, 2]",
+            subject_versions(&url, &subject).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Both versions are the flat, transformed record, not Debezium's envelope.
+    let mut ids = Vec::new();
+    for (version, want) in [
+        (1, vec!["id", "note", "__op"]),
+        (2, vec!["id", "note", "extra", "__op"]),
+    ] {
+        let body = registry_json(&url, &format!("/subjects/{subject}/versions/{version}")).await?;
+        ids.push(body["id"].as_u64().context("schema id")?);
+        let schema: Json = serde_json::from_str(body["schema"].as_str().context("schema text")?)?;
+        // An optional Connect struct is the union ["null", record], as Confluent writes it.
+        let record = match &schema {
+            Json::Array(branches) => branches
+                .iter()
+                .find(|b| b["type"] == "record")
+                .cloned()
+                .unwrap_or(Json::Null),
+            other => other.clone(),
+        };
+        let fields: Vec<&str> = record["fields"]
+            .as_array()
+            .with_context(|| format!("fields of {schema}"))?
+            .iter()
+            .filter_map(|f| f["name"].as_str())
+            .collect();
+        assert_eq!(fields, want, "version {version}: {schema}");
+    }
+
+    // The log's records carry the ids of the versions they were written with, in order.
+    let log = worker.embedded_log().context("embedded log")?;
+    let partition = log.partition(&topic, 0)?;
+    let (records, _) = partition.read(ReadCursor::at(0), 100, 1 << 20)?;
+    let written: Vec<u64> = records
+        .iter()
+        .filter_map(|(_, r)| r.value.as_ref())
+        .filter_map(|v| v.get(1..5))
+        .map(|id| u64::from(u32::from_be_bytes([id[0], id[1], id[2], id[3]])))
+        .collect();
+    assert_eq!(
+        written, ids,
+        "record 1 with version 1, record 2 with version 2"
+    );
+
+    worker.shutdown().await;
+    server.abort();
+    conn.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}

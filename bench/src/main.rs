@@ -25,6 +25,10 @@ mod snapshot;
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The allocator of the `tributary` binary, so the worker measured here is the one users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Kafka Connect's Avro converter class (the built-in schema registry serves it).
 pub const AVRO: &str = "io.confluent.connect.avro.AvroConverter";
 

@@ -84,6 +84,19 @@ pub trait SourceConnector: Send + Sync {
         ValueModes::default()
     }
 
+    /// Checks a position a user sets through `PATCH /connectors/{name}/offsets` (Kafka
+    /// Connect's `SourceConnector::alterOffsets`, KIP-875) against the server before it is
+    /// stored: a binlog file the server no longer has, an LSN behind the slot's confirmed
+    /// position. A definite error is the reason the request is refused (HTTP 400); a
+    /// transient one means the server could not be asked. The default accepts any position.
+    async fn check_offset(
+        &self,
+        _partition: &serde_json::Value,
+        _offset: &serde_json::Value,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
     /// How many tasks to run (the worker caps it at `tasks.max`). Sources that read one
     /// ordered stream (a binlog, a replication slot) run one; sources whose work splits
     /// (tables polled independently) may run more, each told its `task_id` and expected to

@@ -61,6 +61,9 @@ pub enum MySqlError {
         #[source]
         source: std::io::Error,
     },
+    /// A position set through the offsets API that the server cannot resume from.
+    #[error("{0}")]
+    Position(String),
     /// A stored offset could not be understood.
     #[error("stored offset is invalid: {0}; reset this connector's offsets")]
     BadOffset(String),
@@ -83,6 +86,7 @@ impl MySqlError {
             | MySqlError::Checksum { .. }
             | MySqlError::Unsupported(_)
             | MySqlError::Decode { .. }
+            | MySqlError::Position(_)
             | MySqlError::BadOffset(_) => ErrorKind::Definite,
         }
     }

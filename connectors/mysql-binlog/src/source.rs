@@ -221,11 +221,81 @@ impl SourceConnector for MySqlSource {
         self.cfg.value_modes.clone()
     }
 
+    async fn check_offset(
+        &self,
+        partition: &serde_json::Value,
+        offset: &serde_json::Value,
+    ) -> Result<(), ConnectorError> {
+        Ok(self.check_position(partition, offset).await?)
+    }
+
     async fn open_task(
         &self,
         ctx: SourceTaskContext,
     ) -> Result<Box<dyn SourceTask>, ConnectorError> {
         Ok(Box::new(self.open(ctx).await?))
+    }
+}
+
+impl MySqlSource {
+    /// A position set through the offsets API must name this connector's partition and a
+    /// binlog file the server still has, at a position inside it.
+    async fn check_position(
+        &self,
+        partition: &serde_json::Value,
+        offset: &serde_json::Value,
+    ) -> Result<(), MySqlError> {
+        let ours = self.partition();
+        if SourcePartition::from_json(partition) != ours {
+            return Err(MySqlError::Position(format!(
+                "partition {partition} is not this connector's; use {{\"server\": \"{}\"}}",
+                self.cfg.prefix
+            )));
+        }
+        let stored = [StoredOffset {
+            partition: ours.clone(),
+            offset: tributary_runtime::record::SourceOffset {
+                value: offset.clone(),
+                order: Default::default(),
+            },
+        }];
+        let pos = match parse_offset(&stored, &ours) {
+            Ok(Resume::Stream(pos) | Resume::Snapshot(pos, _)) => pos,
+            Ok(Resume::Nothing) => return Ok(()),
+            Err(e) => {
+                return Err(MySqlError::Position(format!(
+                    "not a binlog position ({e}); expected {{\"file\": \"mysql-bin.000003\", \"pos\": 4}}"
+                )));
+            }
+        };
+        let mut conn = self.connect().await?;
+        let logs: Vec<mysql_async::Row> = conn
+            .query("SHOW BINARY LOGS")
+            .await
+            .map_err(|e| MySqlError::query("SHOW BINARY LOGS", e))?;
+        let _ = conn.disconnect().await;
+        let files: Vec<(String, u64)> = logs
+            .into_iter()
+            .filter_map(|mut r| Some((r.take::<String, _>(0)?, r.take::<u64, _>(1)?)))
+            .collect();
+        let Some((_, size)) = files.iter().find(|(f, _)| *f == pos.file) else {
+            let range = match (files.first(), files.last()) {
+                (Some((a, _)), Some((b, _))) => format!("{a} to {b}"),
+                _ => "none".to_owned(),
+            };
+            return Err(MySqlError::Position(format!(
+                "binlog file {} is not on the server (SHOW BINARY LOGS lists {range}); \
+                 it was purged or never existed",
+                pos.file
+            )));
+        };
+        if pos.pos < 4 || pos.pos > *size {
+            return Err(MySqlError::Position(format!(
+                "pos {} is outside binlog file {} (4 to {size})",
+                pos.pos, pos.file
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -35,6 +35,9 @@ pub enum PgError {
     /// The replication slot is gone or invalidated.
     #[error("{0}")]
     SlotLost(String),
+    /// A position set through the offsets API that the slot cannot resume from.
+    #[error("{0}")]
+    Position(String),
     /// Authentication failed or is not supported.
     #[error("authentication of {user} failed: {message}")]
     Auth { user: String, message: String },
@@ -82,7 +85,10 @@ impl PgError {
                     ErrorKind::Definite
                 }
             }
-            PgError::Protocol(_) | PgError::Setup(_) | PgError::SlotLost(_) => ErrorKind::Definite,
+            PgError::Protocol(_)
+            | PgError::Setup(_)
+            | PgError::SlotLost(_)
+            | PgError::Position(_) => ErrorKind::Definite,
             PgError::Auth { .. } => ErrorKind::Definite,
         }
     }
@@ -93,9 +99,10 @@ impl From<PgError> for ConnectorError {
         let kind = err.kind();
         match err {
             // Self-explanatory messages stay as they are.
-            PgError::Setup(m) | PgError::SlotLost(m) | PgError::Protocol(m) => {
-                ConnectorError::new(kind, m)
-            }
+            PgError::Setup(m)
+            | PgError::SlotLost(m)
+            | PgError::Protocol(m)
+            | PgError::Position(m) => ConnectorError::new(kind, m),
             PgError::Server {
                 code,
                 message,

@@ -76,6 +76,59 @@ impl PostgresConnector {
     pub fn config(&self) -> &PgConfig {
         &self.cfg
     }
+
+    /// A position set through the offsets API must name this connector's partition and an
+    /// LSN the slot can still stream from: not behind its `confirmed_flush_lsn` (the server
+    /// has let that WAL go) and not past the server's current WAL end. Without a slot any
+    /// LSN is accepted; the task then reports the missing slot as it does on start.
+    async fn check_position(
+        &self,
+        partition: &serde_json::Value,
+        offset: &serde_json::Value,
+    ) -> Result<(), PgError> {
+        let ours = serde_json::json!({ "server": self.cfg.topic_prefix });
+        if SourcePartition::from_json(partition) != SourcePartition::from_json(&ours) {
+            return Err(PgError::Position(format!(
+                "partition {partition} is not this connector's; use {ours}"
+            )));
+        }
+        let Some(lsn) = offset
+            .get("lsn")
+            .and_then(serde_json::Value::as_u64)
+            .map(Lsn)
+        else {
+            return Err(PgError::Position(format!(
+                "not a Postgres position: {offset} has no numeric \"lsn\" \
+                 (e.g. {{\"lsn\": 24023128}})"
+            )));
+        };
+        let client = slot::connect_sql(&self.cfg).await?;
+        let wal_end: Option<String> = client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .map_err(PgError::sql("reading pg_current_wal_lsn()"))?
+            .get(0);
+        if let Some(end) = wal_end.as_deref().and_then(Lsn::parse)
+            && lsn > end
+        {
+            return Err(PgError::Position(format!(
+                "LSN {lsn} is past the server's current WAL end {end}"
+            )));
+        }
+        if let Some(info) = slot::slot_info(&client, &self.cfg.slot_name).await?
+            && let Some(confirmed) = info.confirmed_flush
+            && lsn < confirmed
+        {
+            return Err(PgError::Position(format!(
+                "LSN {lsn} is behind the confirmed position {confirmed} of replication slot {}: \
+                 the server no longer keeps that WAL for it, so a slot cannot go back. Use an \
+                 LSN at or after {confirmed}, or drop the slot and delete the offsets to take a \
+                 new snapshot",
+                self.cfg.slot_name
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -88,6 +141,14 @@ impl SourceConnector for PostgresConnector {
 
     fn value_modes(&self) -> ValueModes {
         self.cfg.value_modes.clone()
+    }
+
+    async fn check_offset(
+        &self,
+        partition: &serde_json::Value,
+        offset: &serde_json::Value,
+    ) -> Result<(), ConnectorError> {
+        Ok(self.check_position(partition, offset).await?)
     }
 
     async fn open_task(

@@ -282,6 +282,8 @@ impl Worker {
                     .into_iter()
                     .map(|s| (s.partition, s.offset))
                     .collect();
+                // (index, partition, offset) of every new position, checked with the server.
+                let mut checks = Vec::new();
                 for (i, change) in changes.into_iter().enumerate() {
                     if !change.partition.is_object() {
                         return Err(AdminError::BadRequest(format!(
@@ -294,6 +296,7 @@ impl Worker {
                             current.remove(&partition);
                         }
                         Some(value) if value.is_object() => {
+                            checks.push((i, change.partition.clone(), value.clone()));
                             current.insert(
                                 partition,
                                 SourceOffset {
@@ -309,6 +312,7 @@ impl Worker {
                         }
                     }
                 }
+                self.check_source_positions(name, &checks).await?;
                 let next = current
                     .into_iter()
                     .map(|(partition, offset)| StoredOffset { partition, offset })
@@ -346,6 +350,49 @@ impl Worker {
                 self.write_sink_offsets(name, &current, removed)
             }
         }
+    }
+
+    /// Asks the source connector whether the server can resume at each new position
+    /// (`SourceConnector::check_offset`); the first refusal fails the request.
+    async fn check_source_positions(
+        &self,
+        name: &str,
+        checks: &[(usize, Json, Json)],
+    ) -> Result<(), AdminError> {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let config = self
+            .connectors
+            .lock()
+            .await
+            .get(name)
+            .map(|e| e.config.clone())
+            .ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
+        let validated = self.validate(&config).map_err(WorkerError::InvalidConfig)?;
+        let crate::connector::Connector::Source(connector) = validated.connector else {
+            return Ok(());
+        };
+        for (i, partition, offset) in checks {
+            match connector.check_offset(partition, offset).await {
+                Ok(()) => {}
+                Err(e) if e.kind == crate::error::ErrorKind::Transient => {
+                    return Err(AdminError::Storage {
+                        context: format!(
+                            "cannot check offsets[{i}] against the source server; nothing was changed"
+                        ),
+                        source: e,
+                    });
+                }
+                Err(e) => {
+                    return Err(AdminError::BadRequest(format!(
+                        "offsets[{i}].offset: {}",
+                        e.message
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Removes every offset (`DELETE /connectors/{name}/offsets`); only when STOPPED. The

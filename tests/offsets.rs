@@ -1,0 +1,350 @@
+//! KIP-875 offsets API for sources, against the real servers: a position set while the
+//! connector is STOPPED is checked with the server first. A binlog file MariaDB no longer
+//! has, a position outside the file, an LSN behind the replication slot's confirmed
+//! position or past the WAL end are refused with the reason (HTTP 400 over REST); a position
+//! the server can serve is stored.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use mysql_async::prelude::Queryable as _;
+use mysql_async::{Conn, Opts};
+use serde_json::{Value as Json, json};
+use tributary_runtime::config::{ConnectorConfig, WorkerConfig};
+use tributary_runtime::registry::Registry;
+use tributary_runtime::worker::Worker;
+use tributary_runtime::worker::admin::{AdminError, ConnectorOffset};
+use tributary_runtime::worker::state::TargetState;
+
+use crate::support::env::{TestEnv, unique_name, with_database};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+async fn worker(dir: &std::path::Path) -> Result<Arc<Worker>> {
+    let mut registry = Registry::with_builtins();
+    registry.register(Arc::new(tributary_mysql_binlog::MySqlPlugin));
+    registry.register(Arc::new(tributary_postgres::PostgresPlugin));
+    let worker = Worker::start(
+        WorkerConfig {
+            data_dir: dir.to_path_buf(),
+            offset_flush_interval_ms: 0,
+            progress_interval_secs: 3600,
+            ..Default::default()
+        },
+        registry,
+    )
+    .await
+    .context("worker start")?;
+    Ok(worker)
+}
+
+fn connector(name: &str, pairs: &[(&str, String)]) -> ConnectorConfig {
+    ConnectorConfig {
+        name: name.to_owned(),
+        config: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// Waits until the connector has committed an offset; returns (partition, offset).
+async fn committed(worker: &Worker, name: &str) -> Result<(Json, Json)> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(o) = worker
+            .connector_offsets(name)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .next()
+            && let Some(offset) = o.offset
+        {
+            return Ok((o.partition, offset));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "{name} committed no offset; status {:?}",
+                worker.status(name).await.ok()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sets one position; the refusal's text, or `None` when it was stored.
+async fn set(worker: &Worker, name: &str, partition: &Json, offset: Json) -> Option<String> {
+    let change = ConnectorOffset {
+        partition: partition.clone(),
+        offset: Some(offset),
+    };
+    match worker.alter_offsets(name, vec![change]).await {
+        Ok(()) => None,
+        Err(AdminError::BadRequest(message)) => Some(message),
+        Err(other) => panic!("not a refusal of the position but {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_positions_are_checked_against_the_binlog() -> Result<()> {
+    let env = TestEnv::load();
+    let mut admin = Conn::new(Opts::from_url(&env.mariadb_url)?).await?;
+    let db = unique_name("offmy");
+    admin.query_drop(format!("CREATE DATABASE {db}")).await?;
+    admin
+        .query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)"))
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let worker = worker(dir.path()).await?;
+    let cdc = Opts::from_url(&env.mariadb_cdc_url)?;
+    let name = format!("{db}-src");
+    let server_id = (1_000_000 + rand::random::<u32>() % 1_000_000_000).to_string();
+    worker
+        .create(
+            connector(
+                &name,
+                &[
+                    (
+                        "connector.class",
+                        "io.debezium.connector.mariadb.MariaDbConnector".into(),
+                    ),
+                    ("database.hostname", cdc.ip_or_hostname().to_owned()),
+                    ("database.port", cdc.tcp_port().to_string()),
+                    ("database.user", cdc.user().unwrap_or_default().to_owned()),
+                    (
+                        "database.password",
+                        cdc.pass().unwrap_or_default().to_owned(),
+                    ),
+                    ("database.server.id", server_id),
+                    ("database.ssl.mode", "disabled".into()),
+                    ("topic.prefix", db.clone()),
+                    ("database.include.list", db.clone()),
+                    ("snapshot.mode", "no_data".into()),
+                ],
+            ),
+            TargetState::Running,
+        )
+        .await?;
+    // A streamed row commits a binlog position.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut n = 0;
+    let (partition, offset) = loop {
+        n += 1;
+        admin
+            .query_drop(format!("INSERT INTO {db}.t VALUES ({n})"))
+            .await?;
+        if let Ok(Ok(found)) =
+            tokio::time::timeout(Duration::from_secs(2), committed(&worker, &name)).await
+        {
+            break found;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no offset committed"
+        );
+    };
+    let file = offset["file"].as_str().context("file")?.to_owned();
+    // Offsets change only while STOPPED.
+    assert!(matches!(
+        worker
+            .alter_offsets(
+                &name,
+                vec![ConnectorOffset {
+                    partition: partition.clone(),
+                    offset: Some(offset.clone())
+                }]
+            )
+            .await,
+        Err(AdminError::NotStopped(_))
+    ));
+    worker.stop(&name).await?;
+
+    let gone = set(
+        &worker,
+        &name,
+        &partition,
+        json!({"file": "binlog.999999", "pos": 4}),
+    )
+    .await
+    .context("a missing binlog file is refused")?;
+    assert!(
+        gone.contains("binlog.999999") && gone.contains("not on the server"),
+        "{gone}"
+    );
+    let past = set(
+        &worker,
+        &name,
+        &partition,
+        json!({"file": file, "pos": 1u64 << 40}),
+    )
+    .await
+    .context("a position past the end of the file is refused")?;
+    assert!(past.contains("outside binlog file"), "{past}");
+    let wrong = set(
+        &worker,
+        &name,
+        &json!({"server": "other"}),
+        json!({"file": file, "pos": 4}),
+    )
+    .await
+    .context("another connector's partition is refused")?;
+    assert!(wrong.contains("not this connector's"), "{wrong}");
+    let garbage = set(&worker, &name, &partition, json!({"lsn": 5}))
+        .await
+        .context("a position without file and pos is refused")?;
+    assert!(garbage.contains("not a binlog position"), "{garbage}");
+    // Nothing refused was stored.
+    let stored = committed(&worker, &name).await?;
+    assert_eq!(
+        stored.1, offset,
+        "a refused change left the offsets as they were"
+    );
+
+    // The start of the current file is a position the server can serve.
+    assert_eq!(
+        set(&worker, &name, &partition, json!({"file": file, "pos": 4})).await,
+        None
+    );
+    let stored = committed(&worker, &name).await?;
+    assert_eq!(stored.1, json!({"file": file, "pos": 4}));
+
+    worker.shutdown().await;
+    admin.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+async fn pg(url: &str) -> Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// An LSN as Postgres prints it.
+fn lsn_text(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_positions_are_checked_against_the_slot() -> Result<()> {
+    let env = TestEnv::load();
+    let db = unique_name("offpg");
+    let root = pg(&env.pg_url).await?;
+    root.batch_execute(&format!("CREATE DATABASE {db}")).await?;
+    let admin = pg(&with_database(&env.pg_url, &db)).await?;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION {db}_pub FOR ALL TABLES;"
+        ))
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let worker = worker(dir.path()).await?;
+    let name = format!("{db}-src");
+    let slot = format!("{db}_slot");
+    let port = env.var("TRIB_PG_PORT").unwrap_or("15432").to_owned();
+    worker
+        .create(
+            connector(
+                &name,
+                &[
+                    (
+                        "connector.class",
+                        "io.debezium.connector.postgresql.PostgresConnector".into(),
+                    ),
+                    ("database.hostname", "127.0.0.1".into()),
+                    ("database.port", port),
+                    ("database.user", "cdc".into()),
+                    ("database.password", "cdc".into()),
+                    ("database.dbname", db.clone()),
+                    ("topic.prefix", db.clone()),
+                    ("slot.name", slot.clone()),
+                    ("publication.name", format!("{db}_pub")),
+                    ("publication.autocreate.mode", "disabled".into()),
+                    ("snapshot.mode", "no_data".into()),
+                ],
+            ),
+            TargetState::Running,
+        )
+        .await?;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut n = 0;
+    let (partition, _) = loop {
+        n += 1;
+        admin
+            .batch_execute(&format!("INSERT INTO t VALUES ({n})"))
+            .await
+            .context("insert")?;
+        if let Ok(Ok(found)) =
+            tokio::time::timeout(Duration::from_secs(2), committed(&worker, &name)).await
+        {
+            break found;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no offset committed"
+        );
+    };
+    worker.stop(&name).await?;
+    // Some more WAL after the stop, so there is room between the slot and the WAL end.
+    admin
+        .batch_execute("INSERT INTO t SELECT g FROM generate_series(1000, 1100) g")
+        .await
+        .context("more WAL")?;
+    let row = root
+        .query_one(
+            "SELECT (confirmed_flush_lsn - '0/0')::int8, (pg_current_wal_lsn() - '0/0')::int8 \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .context("reading the slot")?;
+    let confirmed = u64::try_from(row.get::<_, i64>(0))?;
+    let wal_end = u64::try_from(row.get::<_, i64>(1))?;
+    assert!(
+        confirmed > 1 && wal_end > confirmed,
+        "{confirmed} {wal_end}"
+    );
+
+    let behind = set(&worker, &name, &partition, json!({"lsn": confirmed - 1}))
+        .await
+        .context("an LSN behind the slot is refused")?;
+    assert!(
+        behind.contains("behind the confirmed position") && behind.contains(&lsn_text(confirmed)),
+        "{behind}"
+    );
+    let ahead = set(
+        &worker,
+        &name,
+        &partition,
+        json!({"lsn": wal_end + (1 << 30)}),
+    )
+    .await
+    .context("an LSN past the WAL end is refused")?;
+    assert!(
+        ahead.contains("past the server's current WAL end"),
+        "{ahead}"
+    );
+    let garbage = set(&worker, &name, &partition, json!({"file": "x", "pos": 4}))
+        .await
+        .context("a position without an LSN is refused")?;
+    assert!(garbage.contains("no numeric \"lsn\""), "{garbage}");
+    // The slot's own position is accepted and stored.
+    assert_eq!(
+        set(&worker, &name, &partition, json!({"lsn": confirmed})).await,
+        None
+    );
+    let stored = committed(&worker, &name).await?;
+    assert_eq!(stored.1, json!({"lsn": confirmed}));
+
+    worker.shutdown().await;
+    root.execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .context("dropping the slot")?;
+    root.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .context("dropping the database")?;
+    Ok(())
+}
