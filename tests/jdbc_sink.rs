@@ -271,12 +271,14 @@ async fn mariadb_to_postgres_survives_five_kills() {
     );
     writer.await.expect("writer task").expect("writer");
 
-    // Final run: the table's schema changes under the running pipeline (a column added,
-    // then widened), then wait until the target equals the source.
-    let mut child = spawn_worker(&data, &connectors, &log);
+    // The table's schema changes while the worker is down (a column added, then widened,
+    // each with changes using it), so the final run streams through both ALTERs in one
+    // catch-up and the sink gets batches holding the column as SMALLINT and as BIGINT. Then
+    // wait until the target equals the source.
     evolve_and_write(src_url.clone())
         .await
         .expect("schema changes and writes");
+    let mut child = spawn_worker(&data, &connectors, &log);
     let expected = source_dump(&mut src).await;
     assert!(
         expected.iter().any(|row| row
@@ -298,6 +300,12 @@ async fn mariadb_to_postgres_survives_five_kills() {
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
+        // A task FAILED for good stays failed: no point waiting out the deadline.
+        let worker_log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            !worker_log.contains("stays FAILED"),
+            "a task failed for good:\n{worker_log}"
+        );
         if Instant::now() >= deadline {
             let diff: Vec<_> = expected
                 .iter()
@@ -562,6 +570,12 @@ async fn postgres_source_run(target: Target) {
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
+        // A task FAILED for good stays failed: no point waiting out the deadline.
+        let worker_log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            !worker_log.contains("stays FAILED"),
+            "a task failed for good:\n{worker_log}"
+        );
         if Instant::now() >= deadline {
             let diff: Vec<_> = expected
                 .iter()

@@ -39,7 +39,7 @@ use crate::config::JdbcSinkConfig;
 use crate::dialect::{Target, connect, dialect};
 use crate::error::{DbError, DbErrorKind};
 use crate::mapping::FieldSpec;
-use crate::table::{TableInfo, TableName, alterations};
+use crate::table::{TableInfo, TableName, alterations, merge_field};
 
 /// The validated connector.
 pub struct JdbcSink {
@@ -238,8 +238,8 @@ impl Writer {
                     .iter()
                     .position(|x| x.name == f.name)
                     .is_some_and(|i| change.values.get(i) != Some(&Value::Unavailable));
-                if present && !fields.contains(f) {
-                    fields.push(f.clone());
+                if present {
+                    merge_field(&mut fields, f);
                 }
             }
         }

@@ -66,6 +66,21 @@ pub enum Alteration {
     },
 }
 
+/// Adds `field` to the shapes a batch must hold: a name seen before keeps one spec with the
+/// wider type and optional when either is (a batch can span an `ALTER TABLE ... MODIFY`, so
+/// the same column can arrive as SMALLINT and then BIGINT; the table must take both).
+pub fn merge_field(fields: &mut Vec<FieldSpec>, field: &FieldSpec) {
+    match fields.iter_mut().find(|f| f.name == field.name) {
+        None => fields.push(field.clone()),
+        Some(seen) => {
+            if let Some(wider) = seen.ty.widened_for(&field.ty) {
+                seen.ty = wider;
+            }
+            seen.optional |= field.optional;
+        }
+    }
+}
+
 /// What `table` needs to hold rows with `fields`: missing columns (always added as
 /// nullable), wider types, and NOT NULL relaxed where the records carry optional values.
 /// Key columns never lose NOT NULL.
@@ -117,6 +132,35 @@ pub fn alterations(table: &TableInfo, fields: &[FieldSpec]) -> Vec<Alteration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_spec_per_column_with_the_widest_type() {
+        let mut fields = Vec::new();
+        merge_field(&mut fields, &field("id", SqlType::Int32, false));
+        merge_field(&mut fields, &field("extra", SqlType::Int16, false));
+        merge_field(&mut fields, &field("extra", SqlType::Int64, true));
+        merge_field(&mut fields, &field("extra", SqlType::Int32, false));
+        assert_eq!(
+            fields,
+            [
+                field("id", SqlType::Int32, false),
+                field("extra", SqlType::Int64, true)
+            ]
+        );
+        // A new table or a missing column is then created with the wide type.
+        let table = TableInfo {
+            name: TableName {
+                schema: None,
+                name: "t".into(),
+            },
+            columns: vec![col("id", SqlType::Int32, false)],
+            key: vec!["id".into()],
+        };
+        assert_eq!(
+            alterations(&table, &fields),
+            [Alteration::AddColumn(field("extra", SqlType::Int64, true))]
+        );
+    }
 
     fn col(name: &str, ty: SqlType, nullable: bool) -> TargetColumn {
         TargetColumn {
