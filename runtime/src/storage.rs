@@ -157,7 +157,16 @@ impl TopicStore for EmbeddedStore {
         // Group consecutive records per partition; order within a partition is preserved.
         let mut entries: Vec<AppendEntry> = Vec::new();
         let mut slot: HashMap<(Arc<str>, u32), usize> = HashMap::new();
+        let mut last: Option<(Arc<str>, u32, usize)> = None;
         for r in records {
+            // Records come in runs of one topic partition: the previous record's entry first.
+            if let Some((topic, partition, index)) = &last
+                && r.partition == *partition
+                && (Arc::ptr_eq(topic, &r.topic) || **topic == *r.topic)
+            {
+                entries[*index].records.push(r.record);
+                continue;
+            }
             let key = (r.topic.clone(), r.partition);
             let index = *slot.entry(key).or_insert_with(|| {
                 entries.push(AppendEntry {
@@ -167,6 +176,7 @@ impl TopicStore for EmbeddedStore {
                 });
                 entries.len() - 1
             });
+            last = Some((r.topic.clone(), r.partition, index));
             entries[index].records.push(r.record);
         }
         let pending = self.log.append(entries);

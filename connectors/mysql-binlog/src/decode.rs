@@ -26,6 +26,18 @@ fn zero(plan: &ColumnPlan, epoch: Value) -> Value {
     if plan.nullable { Value::Null } else { epoch }
 }
 
+/// The text of a string value, taking the wire bytes without a copy when they are already
+/// valid UTF-8 (Latin-1 bytes are UTF-8 exactly when they are all ASCII).
+fn owned_text(bytes: Vec<u8>, latin1: bool) -> String {
+    if latin1 && !bytes.is_ascii() {
+        return bytes.iter().map(|&b| char::from(b)).collect();
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
 fn text(bytes: &[u8], latin1: bool) -> String {
     if latin1 {
         bytes.iter().map(|&b| char::from(b)).collect()
@@ -73,7 +85,7 @@ pub fn convert(wire: Wire, plan: &ColumnPlan, origin: Origin) -> Result<Value, S
         (Kind::Double, Wire::Double(f)) => Value::Float64(f),
         (Kind::Double, Wire::Float(f)) => Value::Float64(f64::from(f)),
         (Kind::Decimal, Wire::Bytes(b)) => {
-            let s = text(&b, true);
+            let s = owned_text(b, true);
             Value::Decimal(Decimal::parse(&s).map_err(|e| e.to_string())?)
         }
         (Kind::Date, Wire::Date(y, mo, d, ..)) => {
@@ -177,10 +189,10 @@ pub fn convert(wire: Wire, plan: &ColumnPlan, origin: Origin) -> Result<Value, S
         }
         // Result sets arrive in the connection charset (utf8mb4); row images in the column's.
         (Kind::Text { latin1 }, Wire::Bytes(b)) => {
-            Value::Text(text(&b, *latin1 && origin == Origin::Binlog))
+            Value::Text(owned_text(b, *latin1 && origin == Origin::Binlog))
         }
         (Kind::Bytes, Wire::Bytes(b)) => Value::Bytes(Bytes::from(b)),
-        (Kind::Json, Wire::Bytes(b)) => Value::Json(text(&b, false)),
+        (Kind::Json, Wire::Bytes(b)) => Value::Json(owned_text(b, false)),
         (Kind::Geometry, Wire::Bytes(b)) => {
             // Server format: 4-byte SRID, then WKB.
             Value::Bytes(Bytes::from(b.get(4..).unwrap_or_default().to_vec()))
@@ -213,6 +225,17 @@ mod tests {
             nullable,
             enum_values: vec!["a".into(), "b".into(), "c".into()],
         }
+    }
+
+    #[test]
+    fn owned_text_keeps_utf8_and_maps_latin1() {
+        assert_eq!(owned_text(b"abc".to_vec(), true), "abc");
+        assert_eq!(owned_text(vec![b'a', 0xe9], true), "a\u{e9}");
+        assert_eq!(
+            owned_text("h\u{e9}llo \u{1f600}".as_bytes().to_vec(), false),
+            "h\u{e9}llo \u{1f600}"
+        );
+        assert_eq!(owned_text(vec![b'x', 0xff], false), "x\u{fffd}");
     }
 
     #[test]

@@ -70,7 +70,10 @@ struct TableCodec {
     plan: RowPlan,
 }
 
-type TableCache = HashMap<Arc<str>, HashMap<TableId, Arc<TableCodec>>>;
+/// Looked up twice per record (key and value side): a fast, non-cryptographic hasher (the
+/// keys are topic and table names, not attacker-chosen at this point).
+type FastState = foldhash::fast::RandomState;
+type TableCache = HashMap<Arc<str>, HashMap<TableId, Arc<TableCodec>, FastState>, FastState>;
 
 /// One side of an Avro converter with its schema-id cache.
 #[derive(Debug)]
@@ -90,7 +93,7 @@ impl AvroConverter {
         AvroConverter {
             settings,
             is_key,
-            tables: Mutex::new(HashMap::new()),
+            tables: Mutex::new(HashMap::default()),
             json_ids: Mutex::new(HashMap::new()),
         }
     }
