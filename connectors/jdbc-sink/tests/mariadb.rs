@@ -244,3 +244,73 @@ async fn evolves_and_handles_a_poison_row() -> Result<()> {
     );
     Ok(())
 }
+
+/// MariaDB's TRUNCATE commits implicitly, so the sink empties the table with DELETE inside
+/// the flush's transaction: a truncate followed by a row in one flush leaves only that row,
+/// and with `exactly.once` the stored next offset moves in the same transaction. A replay of
+/// the whole batch after a restart (the consumer offset was never committed) changes nothing.
+#[tokio::test]
+async fn truncate_and_a_row_in_one_flush_with_exactly_once() -> Result<()> {
+    let (url, mut conn) = database().await?;
+    let mut config = UPSERT.to_vec();
+    config.push(("exactly.once", "true"));
+    let fields = vec![field("id", "int64", false), field("name", "string", true)];
+    let row =
+        |id: i64, name: &str| event(&fields, "c", None, Some(json!({"id": id, "name": name})));
+    let first: Vec<_> = (1..=3)
+        .map(|id| {
+            record(
+                "shop.items",
+                id as u64 - 1,
+                Some(&key(id)),
+                Some(&row(id, "x")),
+            )
+        })
+        .collect();
+    let second = || {
+        vec![
+            record("shop.items", 3, None, Some(&truncate_event())),
+            record("shop.items", 4, Some(&key(4)), Some(&row(4, "after"))),
+        ]
+    };
+    let mut task = open_task(&url, &config, ErrantRecordReporter::fail_fast()).await?;
+    task.put(first.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.trace()))?;
+    task.flush().await.map_err(|e| anyhow::anyhow!(e.trace()))?;
+    assert_eq!(
+        rows(&mut conn, "SELECT COUNT(*) FROM shop_items").await?,
+        vec![vec![Some("3".to_owned())]]
+    );
+    task.put(second())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.trace()))?;
+    task.flush().await.map_err(|e| anyhow::anyhow!(e.trace()))?;
+    task.close().await;
+    let s = |v: &str| Some(v.to_owned());
+    let table = "SELECT CAST(id AS CHAR), name FROM shop_items ORDER BY id";
+    assert_eq!(
+        rows(&mut conn, table).await?,
+        vec![vec![s("4"), s("after")]]
+    );
+    let stored = "SELECT topic, CAST(`partition` AS CHAR), CAST(next_offset AS CHAR) \
+                  FROM __tributary_sink_offsets WHERE connector = 'jdbc-test'";
+    assert_eq!(
+        rows(&mut conn, stored).await?,
+        vec![vec![s("shop.items"), s("0"), s("5")]]
+    );
+
+    // Replayed from offset 0 by a new task: everything is below the stored offset.
+    let mut task = open_task(&url, &config, ErrantRecordReporter::fail_fast()).await?;
+    let mut replay = first;
+    replay.extend(second());
+    task.put(replay)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.trace()))?;
+    task.flush().await.map_err(|e| anyhow::anyhow!(e.trace()))?;
+    assert_eq!(
+        rows(&mut conn, table).await?,
+        vec![vec![s("4"), s("after")]]
+    );
+    Ok(())
+}

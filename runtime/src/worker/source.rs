@@ -42,8 +42,11 @@ use crate::transforms::TransformChain;
 
 use super::state::TargetState;
 
-/// Most records in flight (produced, not yet durable) before polling waits.
-const MAX_IN_FLIGHT: usize = 20_000;
+/// Most records in flight (produced, not yet durable) before polling waits. A few group
+/// commits' worth: a larger window only holds encoded records in memory (MariaDB catch-up
+/// with 20,000: 0.55 of `mariadb-binlog -v` at 112 MB peak RSS; with 8,192: 0.63 at 91 MB;
+/// with 4,096: 0.54 at 100 MB; same run-to-run spread of about 0.05 and 15 MB).
+const MAX_IN_FLIGHT: usize = 8_192;
 
 pub(crate) struct SourceRun {
     pub connector_name: Arc<str>,
