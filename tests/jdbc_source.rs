@@ -132,7 +132,7 @@ async fn the_issue_example_runs_against_postgres_and_resumes_after_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_column_fails_the_connector_before_anything_is_read() {
+async fn a_bad_column_is_refused_before_anything_starts() {
     let env = TestEnv::load();
     let name = unique_name("jdbcbad");
     let root = pg(&env.pg_url).await;
@@ -151,20 +151,24 @@ async fn a_bad_column_fails_the_connector_before_anything_is_read() {
     config["name"] = json!("bad-column");
     config["config"]["incrementing.column.name"] = json!("order_id");
     config["config"]["topic.prefix"] = json!(format!("{name}-"));
+    // Refused by POST with the field and the reason, as Kafka Connect answers an invalid
+    // config: nothing is created, nothing runs.
     let (status, body) = worker.post("/connectors", &config).await;
-    assert_eq!(status, 201, "{body}");
-    let trace = eventually("the task to fail", || async {
-        let (_, s) = worker.get("/connectors/bad-column/status").await;
-        (s["tasks"][0]["state"] == "FAILED")
-            .then(|| s["tasks"][0]["trace"].as_str().unwrap_or("").to_owned())
-    })
-    .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
     assert!(
-        trace.contains("incrementing.column.name")
-            && trace.contains("no column \"order_id\"")
-            && trace.contains("its columns are id"),
-        "{trace}"
+        message.contains("incrementing.column.name")
+            && message.contains("no column \"order_id\"")
+            && message.contains("its columns are id"),
+        "{message}"
     );
+    let (status, _) = worker.get("/connectors/bad-column").await;
+    assert_eq!(status, 404, "the refused connector does not exist");
+    // The same through PUT .../config.
+    let (status, body) = worker
+        .put("/connectors/bad-column/config", &config["config"])
+        .await;
+    assert_eq!(status, 400, "{body}");
     assert!(
         worker.values(&format!("{name}-orders")).await.is_empty(),
         "nothing was read"
@@ -244,4 +248,114 @@ async fn tasks_max_deals_tables_over_tasks_and_every_row_arrives_once() {
         assert_eq!(count, 1, "{partition}: {offsets:?}");
     }
     worker.stop().await;
+}
+
+/// `timestamp+incrementing` through the real binary: an update shows up as a new record, and
+/// after a restart the changes made while the worker was down arrive once each, nothing
+/// read before is read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_and_incrementing_resumes_exactly_after_a_restart() {
+    let env = TestEnv::load();
+    let name = unique_name("jdbcts");
+    let root = pg(&env.pg_url).await;
+    root.batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create db");
+    let db = pg(&with_database(&env.pg_url, &name)).await;
+    db.batch_execute(
+        "CREATE TABLE orders (id serial PRIMARY KEY, product text NOT NULL, \
+         updated timestamp(3) NOT NULL DEFAULT clock_timestamp());
+         INSERT INTO orders (product) VALUES ('apple'), ('pear'), ('plum');",
+    )
+    .await
+    .expect("orders table");
+    let mut config = example_against(&env, &name);
+    config["name"] = json!("tsinc");
+    config["config"]["mode"] = json!("timestamp+incrementing");
+    config["config"]["timestamp.column.name"] = json!("updated");
+    config["config"]["topic.prefix"] = json!(format!("{name}-"));
+    let topic = format!("{name}-orders");
+    let seen = |values: &[Value]| -> Vec<(i64, String)> {
+        values
+            .iter()
+            .map(|v| {
+                (
+                    v["id"].as_i64().expect("id"),
+                    v["product"].as_str().expect("product").to_owned(),
+                )
+            })
+            .collect()
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data: PathBuf = dir.path().join("data");
+    let worker = start(&data, &dir.path().join("worker1.log")).await;
+    let (status, body) = worker.post("/connectors", &config).await;
+    assert_eq!(status, 201, "{body}");
+    eventually("the three rows", || async {
+        (worker.values(&topic).await.len() >= 3).then_some(())
+    })
+    .await;
+    db.batch_execute(
+        "UPDATE orders SET product = 'pear v2', updated = clock_timestamp() WHERE id = 2",
+    )
+    .await
+    .expect("update");
+    let before = eventually("the update", || async {
+        let v = worker.values(&topic).await;
+        (v.len() >= 4).then_some(v)
+    })
+    .await;
+    assert_eq!(
+        seen(&before),
+        [
+            (1, "apple".to_owned()),
+            (2, "pear".to_owned()),
+            (3, "plum".to_owned()),
+            (2, "pear v2".to_owned())
+        ]
+    );
+    eventually("the update's offset committed", || async {
+        let (_, body) = worker.get("/connectors/tsinc/offsets").await;
+        let offsets = body["offsets"].as_array().cloned().unwrap_or_default();
+        offsets
+            .iter()
+            .any(|o| o["offset"]["incrementing"] == json!(2))
+            .then_some(())
+    })
+    .await;
+    worker.stop().await;
+
+    // While the worker is down: one more update and one insert.
+    db.batch_execute(
+        "UPDATE orders SET product = 'apple v2', updated = clock_timestamp() WHERE id = 1;
+         INSERT INTO orders (product) VALUES ('fig');",
+    )
+    .await
+    .expect("changes while down");
+    let worker = start(&data, &dir.path().join("worker2.log")).await;
+    let after = eventually("the two changes made while down", || async {
+        let v = worker.values(&topic).await;
+        (v.len() >= 6).then_some(v)
+    })
+    .await;
+    // A little longer: a repeat would show up as a seventh record.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after_wait = worker.values(&topic).await;
+    assert_eq!(after_wait.len(), after.len(), "no record repeated");
+    assert_eq!(
+        seen(&after_wait),
+        [
+            (1, "apple".to_owned()),
+            (2, "pear".to_owned()),
+            (3, "plum".to_owned()),
+            (2, "pear v2".to_owned()),
+            (1, "apple v2".to_owned()),
+            (4, "fig".to_owned())
+        ]
+    );
+    worker.stop().await;
+    root.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .expect("drop db");
 }

@@ -68,6 +68,17 @@ impl Worker {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .put(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("PUT");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// Every record of a topic (all partitions) as `(key, value)` JSON, in offset order per
     /// partition (the first 1000 of each partition).
     pub async fn records(&self, topic: &str) -> Vec<(Value, Value)> {

@@ -15,6 +15,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::redact::{HIDDEN, definition_for, redacted_config, restore_hidden};
 use crate::config::{ConnectorConfig, connector_from_json};
+use crate::worker::WorkerError;
 use crate::worker::admin::RestartRequest;
 use crate::worker::state::{ConnectorStatus, TargetState};
 
@@ -116,6 +117,10 @@ pub async fn create(
     let config = connector_from_json(Value::Object(object), None)
         .map_err(|e| ApiError::invalid_config(&e))?;
     let name = config.name.clone();
+    if state.worker.contains(&name).await {
+        return Err(WorkerError::AlreadyExists(name).into());
+    }
+    state.worker.check_live(&config).await?;
     state.worker.create(config, initial).await?;
     let info = load_info(&state, &name).await?;
     let mut response = (StatusCode::CREATED, Json(info)).into_response();
@@ -176,6 +181,7 @@ pub async fn put_config(
     if let Ok(current) = state.worker.connector_config(&name).await {
         restore_hidden(&mut config.config, &current.config);
     }
+    state.worker.check_live(&config).await?;
     let created = state.worker.upsert_config(config).await?;
     let info = load_info(&state, &name).await?;
     let status = if created {

@@ -131,6 +131,32 @@ struct ConnectorEntry {
     tasks: Vec<TaskHandle>,
 }
 
+/// How long `check_live` waits for a connector's preflight.
+pub const LIVE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A preflight's configuration error as a field error: the field its message starts with
+/// (`"incrementing.column.name: table ..."`), else `database.hostname` when the config has
+/// one (where Debezium reports server problems), else `connector.class`.
+fn live_check_errors(config: &ConnectorConfig, message: &str) -> ConfigErrors {
+    let looks_like_key = |k: &str| {
+        k.contains('.')
+            && k.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            })
+    };
+    if let Some((field, rest)) = message.split_once(": ")
+        && looks_like_key(field)
+    {
+        return ConfigErrors::single(field, rest);
+    }
+    let field = if config.config.contains_key("database.hostname") {
+        "database.hostname"
+    } else {
+        "connector.class"
+    };
+    ConfigErrors::single(field, message)
+}
+
 /// A running worker.
 pub struct Worker {
     config: WorkerConfig,
@@ -271,11 +297,38 @@ impl Worker {
         Ok(())
     }
 
-    /// Validates without side effects.
     /// Validates without side effects, with the worker's converter defaults applied.
     pub fn validate(&self, config: &ConnectorConfig) -> Result<Validated, ConfigErrors> {
         self.registry
             .validate(&self.config.with_converter_defaults(config))
+    }
+
+    /// What `POST /connectors` and `PUT /connectors/{name}/config` check beyond
+    /// [`validate`](Self::validate), as Kafka Connect's `Connector.validate` does for
+    /// Debezium (which connects): the connector's preflight against its server, bounded by
+    /// [`LIVE_CHECK_TIMEOUT`]. Only a configuration error (a column or publication that does
+    /// not exist, a server not set up for CDC, bad credentials) refuses the request; a server
+    /// that cannot be reached or a slow one does not (the task reports it when it runs).
+    pub async fn check_live(&self, config: &ConnectorConfig) -> Result<(), WorkerError> {
+        let validated = self.validate(config).map_err(WorkerError::InvalidConfig)?;
+        let check = match &validated.connector {
+            Connector::Source(c) => c.check(),
+            Connector::Sink(c) => c.check(),
+        };
+        match tokio::time::timeout(LIVE_CHECK_TIMEOUT, check).await {
+            Ok(Err(e)) if e.kind == crate::error::ErrorKind::Config => Err(
+                WorkerError::InvalidConfig(live_check_errors(config, &e.message)),
+            ),
+            Ok(Err(e)) => {
+                warn!(connector = %config.name, error = %e.trace(), "preflight failed; the connector is created and its task will report the problem");
+                Ok(())
+            }
+            Err(_) => {
+                warn!(connector = %config.name, "preflight did not finish in time; the connector is created and its task will report any problem");
+                Ok(())
+            }
+            Ok(Ok(())) => Ok(()),
+        }
     }
 
     /// Creates a connector (POST /connectors).

@@ -281,3 +281,40 @@ async fn worker_converter_defaults_reach_the_connectors() {
     }
     worker.shutdown().await;
 }
+
+#[test]
+fn a_preflight_error_is_reported_on_its_field() {
+    let config = |pairs: &[(&str, &str)]| ConnectorConfig {
+        name: "c".into(),
+        config: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    let field = |c: &ConnectorConfig, message: &str| {
+        let errors = super::live_check_errors(c, message);
+        (errors.0[0].field.clone(), errors.0[0].message.clone())
+    };
+    let jdbc = config(&[("connector.class", "jdbc")]);
+    assert_eq!(
+        field(
+            &jdbc,
+            "incrementing.column.name: table orders has no column \"x\""
+        ),
+        (
+            "incrementing.column.name".to_owned(),
+            "table orders has no column \"x\"".to_owned()
+        )
+    );
+    // Not a key before the colon: the server's field, as Debezium reports it.
+    let cdc = config(&[("database.hostname", "db")]);
+    assert_eq!(
+        field(
+            &cdc,
+            "server db:3306 is not ready: binlog_format is STATEMENT"
+        )
+        .0,
+        "database.hostname"
+    );
+    assert_eq!(field(&jdbc, "Access denied").0, "connector.class");
+}
