@@ -4,51 +4,20 @@
 //! position or past the WAL end are refused with the reason (HTTP 400 over REST); a position
 //! the server can serve is stored.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use mysql_async::prelude::Queryable as _;
 use mysql_async::{Conn, Opts};
 use serde_json::{Value as Json, json};
-use tributary_runtime::config::{ConnectorConfig, WorkerConfig};
-use tributary_runtime::registry::Registry;
 use tributary_runtime::worker::Worker;
 use tributary_runtime::worker::admin::{AdminError, ConnectorOffset};
 use tributary_runtime::worker::state::TargetState;
 
 use crate::support::env::{TestEnv, unique_name, with_database};
+use crate::support::in_process;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-async fn worker(dir: &std::path::Path) -> Result<Arc<Worker>> {
-    let mut registry = Registry::with_builtins();
-    registry.register(Arc::new(tributary_mysql_binlog::MySqlPlugin));
-    registry.register(Arc::new(tributary_postgres::PostgresPlugin));
-    let worker = Worker::start(
-        WorkerConfig {
-            data_dir: dir.to_path_buf(),
-            offset_flush_interval_ms: 0,
-            progress_interval_secs: 3600,
-            ..Default::default()
-        },
-        registry,
-    )
-    .await
-    .context("worker start")?;
-    Ok(worker)
-}
-
-fn connector(name: &str, pairs: &[(&str, String)]) -> ConnectorConfig {
-    ConnectorConfig {
-        name: name.to_owned(),
-        config: pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-    }
-}
 
 /// Waits until the connector has committed an offset; returns (partition, offset).
 async fn committed(worker: &Worker, name: &str) -> Result<(Json, Json)> {
@@ -97,33 +66,11 @@ async fn mariadb_positions_are_checked_against_the_binlog() -> Result<()> {
         .query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)"))
         .await?;
     let dir = tempfile::tempdir()?;
-    let worker = worker(dir.path()).await?;
-    let cdc = Opts::from_url(&env.mariadb_cdc_url)?;
+    let worker = in_process::worker(dir.path()).await?;
     let name = format!("{db}-src");
-    let server_id = (1_000_000 + rand::random::<u32>() % 1_000_000_000).to_string();
     worker
         .create(
-            connector(
-                &name,
-                &[
-                    (
-                        "connector.class",
-                        "io.debezium.connector.mariadb.MariaDbConnector".into(),
-                    ),
-                    ("database.hostname", cdc.ip_or_hostname().to_owned()),
-                    ("database.port", cdc.tcp_port().to_string()),
-                    ("database.user", cdc.user().unwrap_or_default().to_owned()),
-                    (
-                        "database.password",
-                        cdc.pass().unwrap_or_default().to_owned(),
-                    ),
-                    ("database.server.id", server_id),
-                    ("database.ssl.mode", "disabled".into()),
-                    ("topic.prefix", db.clone()),
-                    ("database.include.list", db.clone()),
-                    ("snapshot.mode", "no_data".into()),
-                ],
-            ),
+            in_process::mariadb_source(&env, &name, &db, &[("snapshot.mode", "no_data".into())]),
             TargetState::Running,
         )
         .await?;
@@ -215,14 +162,6 @@ async fn mariadb_positions_are_checked_against_the_binlog() -> Result<()> {
     Ok(())
 }
 
-async fn pg(url: &str) -> Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 /// An LSN as Postgres prints it.
 fn lsn_text(lsn: u64) -> String {
     format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
@@ -232,40 +171,21 @@ fn lsn_text(lsn: u64) -> String {
 async fn postgres_positions_are_checked_against_the_slot() -> Result<()> {
     let env = TestEnv::load();
     let db = unique_name("offpg");
-    let root = pg(&env.pg_url).await?;
+    let root = in_process::pg(&env.pg_url).await?;
     root.batch_execute(&format!("CREATE DATABASE {db}")).await?;
-    let admin = pg(&with_database(&env.pg_url, &db)).await?;
+    let admin = in_process::pg(&with_database(&env.pg_url, &db)).await?;
     admin
         .batch_execute(&format!(
             "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION {db}_pub FOR ALL TABLES;"
         ))
         .await?;
     let dir = tempfile::tempdir()?;
-    let worker = worker(dir.path()).await?;
+    let worker = in_process::worker(dir.path()).await?;
     let name = format!("{db}-src");
     let slot = format!("{db}_slot");
-    let port = env.var("TRIB_PG_PORT").unwrap_or("15432").to_owned();
     worker
         .create(
-            connector(
-                &name,
-                &[
-                    (
-                        "connector.class",
-                        "io.debezium.connector.postgresql.PostgresConnector".into(),
-                    ),
-                    ("database.hostname", "127.0.0.1".into()),
-                    ("database.port", port),
-                    ("database.user", "cdc".into()),
-                    ("database.password", "cdc".into()),
-                    ("database.dbname", db.clone()),
-                    ("topic.prefix", db.clone()),
-                    ("slot.name", slot.clone()),
-                    ("publication.name", format!("{db}_pub")),
-                    ("publication.autocreate.mode", "disabled".into()),
-                    ("snapshot.mode", "no_data".into()),
-                ],
-            ),
+            in_process::postgres_source(&env, &name, &db, &[("snapshot.mode", "no_data".into())]),
             TargetState::Running,
         )
         .await?;

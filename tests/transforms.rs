@@ -3,7 +3,6 @@
 //! filter that routes large orders to their own topic, and `RegexRouter`, into the embedded
 //! log; read back and checked record by record.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,13 +10,12 @@ use anyhow::{Context as _, Result, bail};
 use mysql_async::prelude::Queryable as _;
 use mysql_async::{Conn, Opts};
 use serde_json::{Value as Json, json};
-use tributary_runtime::config::{ConnectorConfig, WorkerConfig};
 use tributary_runtime::log::ReadCursor;
-use tributary_runtime::registry::Registry;
 use tributary_runtime::worker::Worker;
 use tributary_runtime::worker::state::TargetState;
 
 use crate::support::env::{TestEnv, unique_name};
+use crate::support::in_process;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -65,43 +63,6 @@ async fn wait_for(
     }
 }
 
-fn mariadb_config(
-    env: &TestEnv,
-    name: &str,
-    db: &str,
-    extra: &[(&str, String)],
-) -> ConnectorConfig {
-    let opts = Opts::from_url(&env.mariadb_cdc_url).expect("cdc url");
-    let server_id = (1_000_000 + rand::random::<u32>() % 1_000_000_000).to_string();
-    let mut config: BTreeMap<String, String> = [
-        (
-            "connector.class",
-            "io.debezium.connector.mariadb.MariaDbConnector".to_owned(),
-        ),
-        ("database.hostname", opts.ip_or_hostname().to_owned()),
-        ("database.port", opts.tcp_port().to_string()),
-        ("database.user", opts.user().unwrap_or_default().to_owned()),
-        (
-            "database.password",
-            opts.pass().unwrap_or_default().to_owned(),
-        ),
-        ("database.server.id", server_id),
-        ("topic.prefix", db.to_owned()),
-        ("database.include.list", db.to_owned()),
-        ("database.ssl.mode", "disabled".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    for (k, v) in extra {
-        config.insert((*k).to_owned(), v.clone());
-    }
-    ConnectorConfig {
-        name: name.to_owned(),
-        config,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_through_unwrap_content_filter_and_regex_router() -> Result<()> {
     let env = TestEnv::load();
@@ -118,24 +79,12 @@ async fn mariadb_through_unwrap_content_filter_and_regex_router() -> Result<()> 
     .await?;
 
     let dir = tempfile::tempdir()?;
-    let mut registry = Registry::with_builtins();
-    registry.register(Arc::new(tributary_mysql_binlog::MySqlPlugin));
-    let worker = Worker::start(
-        WorkerConfig {
-            data_dir: dir.path().to_path_buf(),
-            offset_flush_interval_ms: 0,
-            progress_interval_secs: 3600,
-            ..Default::default()
-        },
-        registry,
-    )
-    .await
-    .context("worker start")?;
+    let worker = in_process::worker(dir.path()).await?;
 
     let flat = format!("{db}-flat-orders");
     let fraud = format!("{db}-fraud");
     let name = format!("{db}-src");
-    let config = mariadb_config(
+    let config = in_process::mariadb_source(
         &env,
         &name,
         &db,
@@ -264,19 +213,7 @@ async fn a_bad_row_fails_the_task_or_is_skipped_by_tolerance() -> Result<()> {
     .await?;
 
     let dir = tempfile::tempdir()?;
-    let mut registry = Registry::with_builtins();
-    registry.register(Arc::new(tributary_mysql_binlog::MySqlPlugin));
-    let worker = Worker::start(
-        WorkerConfig {
-            data_dir: dir.path().to_path_buf(),
-            offset_flush_interval_ms: 0,
-            progress_interval_secs: 3600,
-            ..Default::default()
-        },
-        registry,
-    )
-    .await
-    .context("worker start")?;
+    let worker = in_process::worker(dir.path()).await?;
     let chain = |tolerance: &str| -> Vec<(&'static str, String)> {
         vec![
             ("transforms", "unwrap,day".into()),
@@ -297,7 +234,7 @@ async fn a_bad_row_fails_the_task_or_is_skipped_by_tolerance() -> Result<()> {
 
     // tolerance none: FAILED, with the position and the stage in the trace.
     let strict = format!("{db}-strict");
-    let mut config = mariadb_config(&env, &strict, &db, &chain("none"));
+    let mut config = in_process::mariadb_source(&env, &strict, &db, &chain("none"));
     config
         .config
         .insert("topic.prefix".into(), format!("{db}s"));
@@ -317,7 +254,7 @@ async fn a_bad_row_fails_the_task_or_is_skipped_by_tolerance() -> Result<()> {
 
     // tolerance all: the bad row is skipped, the others arrive.
     let lenient = format!("{db}-lenient");
-    let mut config = mariadb_config(&env, &lenient, &db, &chain("all"));
+    let mut config = in_process::mariadb_source(&env, &lenient, &db, &chain("all"));
     config
         .config
         .insert("topic.prefix".into(), format!("{db}l"));
@@ -349,14 +286,6 @@ async fn a_bad_row_fails_the_task_or_is_skipped_by_tolerance() -> Result<()> {
     Ok(())
 }
 
-async fn pg(url: &str) -> Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 /// The outbox pattern on Postgres: inserts into an outbox table (snapshot and streaming)
 /// become events on `outbox.event.<aggregatetype>` keyed by the aggregate id, with the JSON
 /// payload expanded and the event id and type in headers; the outbox row deletes vanish.
@@ -364,9 +293,9 @@ async fn pg(url: &str) -> Result<tokio_postgres::Client> {
 async fn postgres_outbox_event_router() -> Result<()> {
     let env = TestEnv::load();
     let db = unique_name("smtoutbox");
-    let root = pg(&env.pg_url).await?;
+    let root = in_process::pg(&env.pg_url).await?;
     root.batch_execute(&format!("CREATE DATABASE {db}")).await?;
-    let admin = pg(&crate::support::env::with_database(&env.pg_url, &db)).await?;
+    let admin = in_process::pg(&crate::support::env::with_database(&env.pg_url, &db)).await?;
     admin
         .batch_execute(&format!(
             "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype text NOT NULL, aggregateid text NOT NULL, type text NOT NULL, payload jsonb);
@@ -376,58 +305,26 @@ async fn postgres_outbox_event_router() -> Result<()> {
         .await?;
 
     let dir = tempfile::tempdir()?;
-    let mut registry = Registry::with_builtins();
-    registry.register(Arc::new(tributary_postgres::PostgresPlugin));
-    let worker = Worker::start(
-        WorkerConfig {
-            data_dir: dir.path().to_path_buf(),
-            offset_flush_interval_ms: 0,
-            progress_interval_secs: 3600,
-            ..Default::default()
-        },
-        registry,
-    )
-    .await
-    .context("worker start")?;
-    let port = env.var("TRIB_PG_PORT").unwrap_or("15432").to_owned();
+    let worker = in_process::worker(dir.path()).await?;
     let name = format!("{db}-src");
-    let config: BTreeMap<String, String> = [
-        (
-            "connector.class",
-            "io.debezium.connector.postgresql.PostgresConnector",
-        ),
-        ("database.hostname", "127.0.0.1"),
-        ("database.port", port.as_str()),
-        ("database.user", "cdc"),
-        ("database.password", "cdc"),
-        ("database.dbname", db.as_str()),
-        ("topic.prefix", db.as_str()),
-        ("slot.name", &format!("{db}_slot")),
-        ("publication.name", &format!("{db}_pub")),
-        ("publication.autocreate.mode", "disabled"),
-        ("transforms", "outbox"),
-        (
-            "transforms.outbox.type",
-            "io.debezium.transforms.outbox.EventRouter",
-        ),
-        ("transforms.outbox.table.expand.json.payload", "true"),
-        (
-            "transforms.outbox.table.fields.additional.placement",
-            "type:header:eventType",
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    worker
-        .create(
-            ConnectorConfig {
-                name: name.clone(),
-                config,
-            },
-            TargetState::Running,
-        )
-        .await?;
+    let config = in_process::postgres_source(
+        &env,
+        &name,
+        &db,
+        &[
+            ("transforms", "outbox".into()),
+            (
+                "transforms.outbox.type",
+                "io.debezium.transforms.outbox.EventRouter".into(),
+            ),
+            ("transforms.outbox.table.expand.json.payload", "true".into()),
+            (
+                "transforms.outbox.table.fields.additional.placement",
+                "type:header:eventType".into(),
+            ),
+        ],
+    );
+    worker.create(config, TargetState::Running).await?;
 
     let topic = format!("outbox.event.Order{db}");
     let first = wait_for(&worker, &name, &topic, 1).await?;
@@ -549,22 +446,10 @@ async fn transformed_avro_schemas_are_registered_and_evolve() -> Result<()> {
     });
 
     let dir = tempfile::tempdir()?;
-    let mut registry = Registry::with_builtins();
-    registry.register(Arc::new(tributary_mysql_binlog::MySqlPlugin));
-    let worker = Worker::start(
-        WorkerConfig {
-            data_dir: dir.path().to_path_buf(),
-            offset_flush_interval_ms: 0,
-            progress_interval_secs: 3600,
-            ..Default::default()
-        },
-        registry,
-    )
-    .await
-    .context("worker start")?;
+    let worker = in_process::worker(dir.path()).await?;
     let name = format!("{db}-src");
     let avro = "io.confluent.connect.avro.AvroConverter".to_owned();
-    let config = mariadb_config(
+    let config = in_process::mariadb_source(
         &env,
         &name,
         &db,
