@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tributary_runtime::config::{ConfigDef, ConfigErrors, FieldType, Parsed, Secret};
 
+use crate::zone::DbTimeZone;
+
 /// Which database the URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DialectKind {
@@ -87,8 +89,8 @@ pub struct JdbcSourceConfig {
     pub table_poll_interval: Duration,
     pub validate_non_null: bool,
     pub numeric_mapping: NumericMapping,
-    /// `db.timezone` as a fixed UTC offset in seconds.
-    pub tz_offset_seconds: i32,
+    /// `db.timezone`: the zone of timestamp columns without one.
+    pub timezone: DbTimeZone,
     pub quote_identifiers: bool,
     /// `table.types`: `TABLE`, `VIEW`.
     pub table_types: Vec<String>,
@@ -127,7 +129,7 @@ pub fn config_def() -> ConfigDef {
         .optional("validate.non.null", FieldType::Bool, "true", "Refuse incrementing and timestamp columns that are nullable.")
         .optional("numeric.mapping", FieldType::Enum { values: &["none", "precision_only", "best_fit", "best_fit_eager_double"] }, "none", "How NUMERIC/DECIMAL columns are typed.")
         .optional("numeric.precision.mapping", FieldType::Bool, "false", "Deprecated: true is numeric.mapping=precision_only.")
-        .optional("db.timezone", FieldType::String, "UTC", "Time zone of timestamp columns without one: UTC or a fixed offset such as +02:00.")
+        .optional("db.timezone", FieldType::String, "UTC", "Time zone of timestamp columns without one: UTC, a fixed offset such as +02:00, or a zone name such as Europe/Berlin.")
         .optional("quote.sql.identifiers", FieldType::Enum { values: &["always", "never"] }, "always", "Quote table and column names in generated SQL.")
         .ignore("dialect.name", "the dialect follows the connection.url")
         .ignore("transaction.isolation.mode", "each query runs in its own autocommit statement")
@@ -224,11 +226,11 @@ pub fn validate(name: &str, config: &Parsed) -> Result<JdbcSourceConfig, ConfigE
         _ if config.bool("numeric.precision.mapping") => NumericMapping::PrecisionOnly,
         _ => NumericMapping::None,
     };
-    let tz_offset_seconds = match parse_offset(&config.string("db.timezone")) {
-        Ok(s) => s,
+    let timezone = match DbTimeZone::parse(&config.string("db.timezone")) {
+        Ok(zone) => zone,
         Err(e) => {
             errors.push("db.timezone", e);
-            0
+            DbTimeZone::Fixed(0)
         }
     };
     if let Some(initial) = config.int("timestamp.initial")
@@ -278,7 +280,7 @@ pub fn validate(name: &str, config: &Parsed) -> Result<JdbcSourceConfig, ConfigE
         table_poll_interval: positive_ms(config, "table.poll.interval.ms", 60_000),
         validate_non_null: config.bool("validate.non.null"),
         numeric_mapping,
-        tz_offset_seconds,
+        timezone,
         quote_identifiers: config.str("quote.sql.identifiers") != Some("never"),
         table_types,
     })
@@ -383,40 +385,6 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `UTC`, `GMT`, `Z`, `+02:00`, `-0530`, `UTC+2` as seconds east of UTC.
-pub fn parse_offset(text: &str) -> Result<i32, String> {
-    let t = text.trim();
-    let upper = t.to_ascii_uppercase();
-    let rest = ["UTC", "GMT", "Z", "ETC/UTC", "ETC/GMT"]
-        .iter()
-        .find_map(|p| upper.strip_prefix(p))
-        .unwrap_or(&upper);
-    if rest.is_empty() {
-        return Ok(0);
-    }
-    let bad = || {
-        format!(
-            "must be UTC or a fixed offset such as +02:00, got {t:?}; named zones with daylight saving are not supported yet"
-        )
-    };
-    let (sign, digits) = match rest.as_bytes().first() {
-        Some(b'+') => (1, &rest[1..]),
-        Some(b'-') => (-1, &rest[1..]),
-        _ => return Err(bad()),
-    };
-    let (h, m) = match digits.split_once(':') {
-        Some((h, m)) => (h, m),
-        None if digits.len() == 4 => digits.split_at(2),
-        None => (digits, "0"),
-    };
-    let h: i32 = h.parse().map_err(|_| bad())?;
-    let m: i32 = m.parse().map_err(|_| bad())?;
-    if h > 18 || m > 59 {
-        return Err(bad());
-    }
-    Ok(sign * (h * 3600 + m * 60))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,13 +417,5 @@ mod tests {
                 .expect_err("failover")
                 .contains("several hosts")
         );
-    }
-
-    #[test]
-    fn offsets() {
-        assert_eq!(parse_offset("UTC"), Ok(0));
-        assert_eq!(parse_offset("+02:00"), Ok(7200));
-        assert_eq!(parse_offset("UTC-0530"), Ok(-19800));
-        assert!(parse_offset("Europe/Berlin").is_err());
     }
 }

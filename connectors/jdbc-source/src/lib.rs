@@ -41,6 +41,7 @@ pub mod error;
 pub mod query;
 pub mod schema;
 pub mod source;
+pub mod zone;
 
 use std::sync::Arc;
 

@@ -17,6 +17,7 @@ use tributary_runtime::record::{OffsetOrder, SourceOffset};
 
 use crate::config::Mode;
 use crate::dialect::Sql;
+use crate::zone::DbTimeZone;
 
 /// The last row read of a table: where the next query starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,7 +82,7 @@ pub struct Criteria {
     pub timestamps: Vec<(usize, String)>,
     /// The timestamp columns hold wall-clock times (MySQL literals need to know).
     pub naive: bool,
-    pub tz_offset_seconds: i32,
+    pub timezone: DbTimeZone,
     pub sql: Sql,
 }
 
@@ -101,7 +102,7 @@ impl Criteria {
 
     fn ts_literal(&self, us: i64) -> String {
         self.sql
-            .timestamp_literal(us, self.tz_offset_seconds, self.naive)
+            .timestamp_literal(us, self.timezone.offset_at(us), self.naive)
     }
 
     /// The query after `position`. `end_us` bounds timestamp modes; `limit` caps the rows.
@@ -201,10 +202,7 @@ impl Criteria {
                     break;
                 }
                 Some(Value::Date(days)) => {
-                    timestamp_us = Some(
-                        i64::from(*days) * 86_400_000_000
-                            - i64::from(self.tz_offset_seconds) * 1_000_000,
-                    );
+                    timestamp_us = Some(self.timezone.to_utc(i64::from(*days) * 86_400_000_000));
                     break;
                 }
                 _ => {}
@@ -235,7 +233,7 @@ mod tests {
             incrementing: Some((0, "\"id\"".into())),
             timestamps: vec![(1, "\"updated\"".into()), (2, "\"created\"".into())],
             naive: true,
-            tz_offset_seconds: 0,
+            timezone: DbTimeZone::Fixed(0),
             sql: Sql {
                 kind: DialectKind::Postgres,
                 quote: true,

@@ -10,6 +10,7 @@ use tributary_runtime::converter::json::format_uuid;
 use tributary_runtime::model::{Column, DataType, Value};
 
 use crate::config::NumericMapping;
+use crate::zone::DbTimeZone;
 
 /// How a value read from the database becomes the record's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,15 +101,13 @@ pub fn jdbc_column(mut column: Column, mapping: NumericMapping) -> JdbcColumn {
 }
 
 /// Applies a column's [`Adjust`] to one value read from the database.
-pub fn adjust_value(value: Value, adjust: Adjust, tz_offset_seconds: i32) -> Result<Value, String> {
+pub fn adjust_value(value: Value, adjust: Adjust, zone: &DbTimeZone) -> Result<Value, String> {
     if value.is_null() {
         return Ok(Value::Null);
     }
     Ok(match (adjust, value) {
         (Adjust::Keep, v) => v,
-        (Adjust::LocalTimestamp, Value::Timestamp(us)) => {
-            Value::Timestamp(us - i64::from(tz_offset_seconds) * 1_000_000)
-        }
+        (Adjust::LocalTimestamp, Value::Timestamp(us)) => Value::Timestamp(zone.to_utc(us)),
         (Adjust::ZonedTimestamp, Value::TimestampTz(us) | Value::Timestamp(us)) => {
             Value::Timestamp(us)
         }
@@ -220,27 +219,29 @@ mod tests {
 
     #[test]
     fn values_are_adjusted() {
+        let plus2 = DbTimeZone::Fixed(7200);
+        let utc = DbTimeZone::Fixed(0);
         assert_eq!(
             adjust_value(
                 Value::Timestamp(7_200_000_000),
                 Adjust::LocalTimestamp,
-                7200
+                &plus2
             ),
             Ok(Value::Timestamp(0))
         );
         assert_eq!(
-            adjust_value(Value::TimestampTz(5), Adjust::ZonedTimestamp, 7200),
+            adjust_value(Value::TimestampTz(5), Adjust::ZonedTimestamp, &plus2),
             Ok(Value::Timestamp(5))
         );
         let d = Decimal::parse("-42").expect("decimal");
         assert_eq!(
-            adjust_value(Value::Decimal(d), Adjust::DecimalToInt, 0),
+            adjust_value(Value::Decimal(d), Adjust::DecimalToInt, &utc),
             Ok(Value::Int(-42))
         );
         assert_eq!(
-            adjust_value(Value::Null, Adjust::DecimalToInt, 0),
+            adjust_value(Value::Null, Adjust::DecimalToInt, &utc),
             Ok(Value::Null)
         );
-        assert!(adjust_value(Value::Text("x".into()), Adjust::DecimalToInt, 0).is_err());
+        assert!(adjust_value(Value::Text("x".into()), Adjust::DecimalToInt, &utc).is_err());
     }
 }

@@ -139,7 +139,7 @@ fn build_target(
             timestamps.push((index, sql.ident(&c.column.name)));
         }
         if sql.kind == DialectKind::MySql
-            && cfg.tz_offset_seconds != 0
+            && !cfg.timezone.is_utc()
             && naive.iter().any(|n| *n != naive[0])
         {
             return Err(setup(format!(
@@ -196,7 +196,7 @@ fn build_target(
             incrementing,
             timestamps,
             naive: naive.first().copied().unwrap_or(true),
-            tz_offset_seconds: cfg.tz_offset_seconds,
+            timezone: cfg.timezone.clone(),
             sql,
         },
     })
@@ -383,7 +383,7 @@ impl JdbcTask {
             .zip(&target.schema.columns)
         {
             values.push(
-                adjust_value(value, *adjust, self.cfg.tz_offset_seconds).map_err(|e| {
+                adjust_value(value, *adjust, &self.cfg.timezone).map_err(|e| {
                     JdbcError::Value(format!("{}: column {}: {e}", target.topic, column.name))
                 })?,
             );

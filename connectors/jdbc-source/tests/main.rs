@@ -275,6 +275,49 @@ async fn postgres_timestamp_incrementing_sees_updates_and_resumes() {
     task.close().await;
 }
 
+/// `db.timezone` with a named zone: naive timestamps are wall-clock times in Berlin, so a
+/// winter row is UTC+1 and a summer row UTC+2, and the offset comparison in the next query
+/// uses the right offset for each instant.
+#[tokio::test]
+async fn named_db_timezone_follows_daylight_saving() {
+    let mut db = Db::postgres(
+        "CREATE TABLE events (id int PRIMARY KEY, at timestamp NOT NULL);
+         INSERT INTO events VALUES (1, '2024-01-15 12:00:00'), (2, '2024-07-15 12:00:00');",
+    )
+    .await;
+    let src = db.source(&[
+        ("table.include.list", "public.events"),
+        ("mode", "timestamp"),
+        ("timestamp.column.name", "at"),
+        ("db.timezone", "Europe/Berlin"),
+    ]);
+    let mut task = open(&src, vec![]).await;
+    let first = poll_records(task.as_mut(), 2).await;
+    // 12:00 in Berlin: 11:00 UTC in January, 10:00 UTC in July.
+    assert_eq!(
+        column(&first[0], 1),
+        Value::Timestamp(1_705_316_400_000_000)
+    );
+    assert_eq!(
+        column(&first[1], 1),
+        Value::Timestamp(1_721_037_600_000_000)
+    );
+    task.close().await;
+
+    // Resumed after the summer row: a December row (09:00 Berlin = 08:00 UTC) is new, the
+    // summer row is not read again.
+    db.exec("INSERT INTO events VALUES (3, '2024-12-01 09:00:00')")
+        .await;
+    let mut task = open(&src, vec![committed(&first[1])]).await;
+    let resumed = poll_records(task.as_mut(), 1).await;
+    assert_eq!(ids(&resumed), vec![3]);
+    assert_eq!(
+        column(&resumed[0], 1),
+        Value::Timestamp(1_733_040_000_000_000)
+    );
+    task.close().await;
+}
+
 #[tokio::test]
 async fn postgres_timestamp_mode_never_splits_rows_sharing_a_timestamp() {
     let mut db = Db::postgres(
@@ -460,5 +503,108 @@ async fn new_tables_are_picked_up_and_custom_queries_run() {
     assert_eq!(column(&rows[0], 1), Value::Text("joined".into()));
     // Both joined rows have id 1: the incrementing query reads them together, then nothing.
     assert_eq!(ids(&rows), vec![1, 1]);
+    task.close().await;
+}
+
+/// Polls a few times (each poll returns within about a second) and returns what arrived.
+async fn poll_some(task: &mut dyn SourceTask, polls: usize) -> Vec<SourceRecord> {
+    let mut out = Vec::new();
+    for _ in 0..polls {
+        out.extend(task.poll().await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn exclude_lists_by_either_name() {
+    let db = Db::postgres(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);
+         CREATE TABLE c (id int PRIMARY KEY);
+         INSERT INTO a VALUES (1); INSERT INTO b VALUES (2); INSERT INTO c VALUES (3);",
+    )
+    .await;
+    for key in ["table.exclude.list", "table.blacklist"] {
+        let src = db.source(&[
+            (key, "public.b"),
+            ("mode", "incrementing"),
+            ("incrementing.column.name", "id"),
+        ]);
+        let mut task = open(&src, vec![]).await;
+        let records = poll_records(task.as_mut(), 2).await;
+        let mut topics: Vec<&str> = records.iter().map(|r| &*r.topic).collect();
+        topics.sort_unstable();
+        assert_eq!(topics, ["jdbc-a", "jdbc-c"], "{key}");
+        task.close().await;
+    }
+}
+
+#[tokio::test]
+async fn nullable_columns_coalesced_timestamps_and_the_delay() {
+    let mut db = Db::postgres(
+        "CREATE TABLE docs (id int PRIMARY KEY, modified timestamptz, created timestamptz NOT NULL);
+         INSERT INTO docs VALUES (1, NULL, '2024-01-01 00:00:00+00'), (2, '2024-01-03 00:00:00+00', '2024-01-01 00:00:00+00');
+         CREATE TABLE recent (id int PRIMARY KEY, at timestamptz NOT NULL);
+         INSERT INTO recent VALUES (1, now() - interval '2 hours'), (2, now());",
+    )
+    .await;
+    // A single nullable timestamp column is refused unless validate.non.null=false;
+    // coalesced columns may be NULL as long as one is set (as in Kafka Connect).
+    let single = [
+        ("table.include.list", "public.docs"),
+        ("mode", "timestamp"),
+        ("timestamp.column.name", "modified"),
+    ];
+    let err = db
+        .source(&single)
+        .check()
+        .await
+        .expect_err("a nullable timestamp column");
+    assert!(
+        err.message.contains("modified") && err.message.contains("validate.non.null=false"),
+        "{}",
+        err.message
+    );
+    let mut lenient = single.to_vec();
+    lenient.push(("validate.non.null", "false"));
+    db.source(&lenient)
+        .check()
+        .await
+        .expect("accepted with validate.non.null=false");
+    let src = db.source(&[
+        ("table.include.list", "public.docs"),
+        ("mode", "timestamp"),
+        ("timestamp.column.name", "modified,created"),
+    ]);
+    src.check()
+        .await
+        .expect("coalesced columns may be nullable");
+    // Ordered by COALESCE(modified, created): row 1 (created Jan 1), then row 2 (Jan 3).
+    let mut task = open(&src, vec![]).await;
+    let first = poll_records(task.as_mut(), 2).await;
+    assert_eq!(ids(&first), vec![1, 2]);
+    db.exec("UPDATE docs SET modified = '2024-01-05 00:00:00+00' WHERE id = 1")
+        .await;
+    let updated = poll_records(task.as_mut(), 1).await;
+    assert_eq!(
+        ids(&updated),
+        vec![1],
+        "the update through the first non-null column"
+    );
+    task.close().await;
+
+    // timestamp.delay.interval.ms: a row younger than the delay waits.
+    let src = db.source(&[
+        ("table.include.list", "public.recent"),
+        ("mode", "timestamp"),
+        ("timestamp.column.name", "at"),
+        ("timestamp.delay.interval.ms", "3600000"),
+    ]);
+    let mut task = open(&src, vec![]).await;
+    let records = poll_some(task.as_mut(), 4).await;
+    assert_eq!(
+        ids(&records),
+        vec![1],
+        "the row from now is held back by the hour's delay"
+    );
     task.close().await;
 }
