@@ -84,6 +84,17 @@ pub trait SourceConnector: Send + Sync {
         ValueModes::default()
     }
 
+    /// Checks run when the connector is created or its config replaced over REST, before
+    /// anything starts (Kafka Connect's `Connector.validate`): problems of the config against
+    /// the server's catalog, such as a table or column that does not exist. An error of kind
+    /// `Config` refuses the request with its message; any other (the server cannot be
+    /// reached) lets it through, and the task reports it when it runs. The default checks
+    /// nothing: the CDC sources' preflight (server settings, grants) runs in the task, so a
+    /// config can be applied before its database is ready.
+    async fn validate_live(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
     /// Checks a position a user sets through `PATCH /connectors/{name}/offsets` (Kafka
     /// Connect's `SourceConnector::alterOffsets`, KIP-875) against the server before it is
     /// stored: a binlog file the server no longer has, an LSN behind the slot's confirmed

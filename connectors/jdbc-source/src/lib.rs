@@ -117,6 +117,12 @@ impl SourceConnector for JdbcSource {
         })
     }
 
+    /// The same check, when the connector is created over REST: a table or column that
+    /// does not exist is refused before anything starts.
+    async fn validate_live(&self) -> Result<(), ConnectorError> {
+        self.check().await
+    }
+
     fn task_count(&self) -> u32 {
         self.tasks
     }

@@ -131,10 +131,10 @@ struct ConnectorEntry {
     tasks: Vec<TaskHandle>,
 }
 
-/// How long `check_live` waits for a connector's preflight.
+/// How long `check_live` waits for a source connector's `validate_live`.
 pub const LIVE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A preflight's configuration error as a field error: the field its message starts with
+/// A live validation's configuration error as a field error: the field its message starts with
 /// (`"incrementing.column.name: table ..."`), else `database.hostname` when the config has
 /// one (where Debezium reports server problems), else `connector.class`.
 fn live_check_errors(config: &ConnectorConfig, message: &str) -> ConfigErrors {
@@ -304,27 +304,26 @@ impl Worker {
     }
 
     /// What `POST /connectors` and `PUT /connectors/{name}/config` check beyond
-    /// [`validate`](Self::validate), as Kafka Connect's `Connector.validate` does for
-    /// Debezium (which connects): the connector's preflight against its server, bounded by
-    /// [`LIVE_CHECK_TIMEOUT`]. Only a configuration error (a column or publication that does
-    /// not exist, a server not set up for CDC, bad credentials) refuses the request; a server
-    /// that cannot be reached or a slow one does not (the task reports it when it runs).
+    /// [`validate`](Self::validate), as Kafka Connect's `Connector.validate` does: the source
+    /// connector's [`validate_live`](crate::connector::SourceConnector::validate_live)
+    /// against its server's catalog, bounded by [`LIVE_CHECK_TIMEOUT`]. Only a configuration
+    /// error (a table or column that does not exist) refuses the request; a server that
+    /// cannot be reached or a slow one does not (the task reports it when it runs).
     pub async fn check_live(&self, config: &ConnectorConfig) -> Result<(), WorkerError> {
         let validated = self.validate(config).map_err(WorkerError::InvalidConfig)?;
-        let check = match &validated.connector {
-            Connector::Source(c) => c.check(),
-            Connector::Sink(c) => c.check(),
+        let Connector::Source(source) = &validated.connector else {
+            return Ok(());
         };
-        match tokio::time::timeout(LIVE_CHECK_TIMEOUT, check).await {
+        match tokio::time::timeout(LIVE_CHECK_TIMEOUT, source.validate_live()).await {
             Ok(Err(e)) if e.kind == crate::error::ErrorKind::Config => Err(
                 WorkerError::InvalidConfig(live_check_errors(config, &e.message)),
             ),
             Ok(Err(e)) => {
-                warn!(connector = %config.name, error = %e.trace(), "preflight failed; the connector is created and its task will report the problem");
+                warn!(connector = %config.name, error = %e.trace(), "live validation could not finish; the connector is created and its task will report the problem");
                 Ok(())
             }
             Err(_) => {
-                warn!(connector = %config.name, "preflight did not finish in time; the connector is created and its task will report any problem");
+                warn!(connector = %config.name, "live validation did not finish in time; the connector is created and its task will report any problem");
                 Ok(())
             }
             Ok(Ok(())) => Ok(()),
