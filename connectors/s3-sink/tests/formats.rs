@@ -234,3 +234,95 @@ async fn gzip_json_and_bytes_objects() {
         b"\"x\"\n{\"y\":2}\n"
     );
 }
+
+/// Debezium envelopes flattened by `ExtractNewRecordState` (deletes rewritten with
+/// `__deleted`, the op added) before they are written: the Parquet object holds the rows, not
+/// the envelope, read back by pyarrow.
+#[tokio::test]
+async fn unwrapped_envelopes_become_parquet_rows() {
+    let bucket = Bucket::new("s3unwrap").await;
+    let mut task = bucket
+        .task_with_transforms(
+            &[
+                (
+                    "format.class",
+                    "io.confluent.connect.s3.format.parquet.ParquetFormat",
+                ),
+                ("flush.size", "3"),
+            ],
+            JSON_WITH_SCHEMAS,
+            &[
+                ("transforms", "unwrap"),
+                (
+                    "transforms.unwrap.type",
+                    "io.debezium.transforms.ExtractNewRecordState",
+                ),
+                (
+                    "transforms.unwrap.delete.tombstone.handling.mode",
+                    "rewrite",
+                ),
+                ("transforms.unwrap.add.fields", "op"),
+            ],
+        )
+        .await;
+    let row = json!({"type": "struct", "name": "inv.orders.Value", "optional": true, "fields": [
+        {"field": "id", "type": "int32", "optional": false},
+        {"field": "name", "type": "string", "optional": true}
+    ]});
+    let mut before = row.clone();
+    before["field"] = json!("before");
+    let mut after = row;
+    after["field"] = json!("after");
+    let schema = json!({"type": "struct", "name": "inv.orders.Envelope", "optional": false, "fields": [
+        before, after,
+        {"field": "source", "type": "struct", "name": "io.debezium.connector.mysql.Source", "optional": false, "fields": [
+            {"field": "db", "type": "string", "optional": false},
+            {"field": "table", "type": "string", "optional": true}
+        ]},
+        {"field": "op", "type": "string", "optional": false},
+        {"field": "ts_ms", "type": "int64", "optional": true}
+    ]});
+    let source = json!({"db": "inv", "table": "orders"});
+    let events = [
+        json!({"before": null, "after": {"id": 1, "name": "a"}, "source": source, "op": "c", "ts_ms": 1}),
+        json!({"before": {"id": 1, "name": "a"}, "after": {"id": 1, "name": "b"}, "source": source, "op": "u", "ts_ms": 2}),
+        json!({"before": {"id": 1, "name": "b"}, "after": null, "source": source, "op": "d", "ts_ms": 3}),
+    ];
+    let records = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            record(
+                "inv.orders",
+                0,
+                i as u64,
+                0,
+                &json!({"schema": schema, "payload": e}),
+            )
+        })
+        .collect();
+    task.put(records).await.expect("put");
+    let key = "topics/inv.orders/partition=0/inv.orders+0+0000000000.snappy.parquet";
+    assert_eq!(bucket.keys().await, [key]);
+    let out = bucket
+        .python(
+            r#"
+import sys, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+print(','.join(t.schema.names))
+for r in t.to_pylist():
+    print('|'.join(str(r[k]) for k in t.schema.names))
+"#,
+            key,
+        )
+        .await;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "id,name,__op,__deleted",
+            "1|a|c|false",
+            "1|b|u|false",
+            "1|b|d|true"
+        ]
+    );
+}

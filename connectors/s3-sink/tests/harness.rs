@@ -9,6 +9,7 @@ use tributary_runtime::config::RawConfig;
 use tributary_runtime::data::decode::RecordDecoder;
 use tributary_runtime::dead_letter::ErrantRecordReporter;
 use tributary_runtime::record::{SinkRecord, TopicRecord};
+use tributary_runtime::transforms::TransformChain;
 use tributary_s3_sink::{S3SinkConfig, S3SinkTask, Store};
 
 use crate::env::{TestEnv, unique_name};
@@ -91,13 +92,29 @@ impl Bucket {
 
     /// A task writing to this bucket; `converters` are `value.converter*` settings.
     pub async fn task(&self, pairs: &[(&str, &str)], converters: &[(&str, &str)]) -> S3SinkTask {
+        self.task_with_transforms(pairs, converters, &[]).await
+    }
+
+    /// [`task`](Self::task) with a chain of single message transforms (`transforms=...`,
+    /// `transforms.<name>.*`) applied to every record before it is written.
+    pub async fn task_with_transforms(
+        &self,
+        pairs: &[(&str, &str)],
+        converters: &[(&str, &str)],
+        transforms: &[(&str, &str)],
+    ) -> S3SinkTask {
         let config = Arc::new(self.config(pairs));
         let store = Store::connect(&config).await;
-        let raw: RawConfig = converters
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let decoder = RecordDecoder::from_config(&raw).expect("converters");
+        let raw = |pairs: &[(&str, &str)]| -> RawConfig {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let chain = TransformChain::from_config(&raw(transforms)).expect("transforms");
+        let decoder = RecordDecoder::from_config(&raw(converters))
+            .expect("converters")
+            .with_transforms(chain);
         S3SinkTask::new(
             config,
             store,
