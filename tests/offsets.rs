@@ -43,6 +43,33 @@ async fn committed(worker: &Worker, name: &str) -> Result<(Json, Json)> {
     }
 }
 
+/// Writes a row (`write(n)` for n = 1, 2, ...) until the connector has committed an offset;
+/// returns it as (partition, offset).
+async fn write_until_committed<F, Fut>(
+    worker: &Worker,
+    name: &str,
+    mut write: F,
+) -> Result<(Json, Json)>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    for n in 1.. {
+        write(n).await?;
+        if let Ok(Ok(found)) =
+            tokio::time::timeout(Duration::from_secs(2), committed(worker, name)).await
+        {
+            return Ok(found);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{name} committed no offset"
+        );
+    }
+    bail!("ran out of row numbers")
+}
+
 /// Sets one position; the refusal's text, or `None` when it was stored.
 async fn set(worker: &Worker, name: &str, partition: &Json, offset: Json) -> Option<String> {
     let change = ConnectorOffset {
@@ -75,23 +102,18 @@ async fn mariadb_positions_are_checked_against_the_binlog() -> Result<()> {
         )
         .await?;
     // A streamed row commits a binlog position.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    let mut n = 0;
-    let (partition, offset) = loop {
-        n += 1;
-        admin
-            .query_drop(format!("INSERT INTO {db}.t VALUES ({n})"))
-            .await?;
-        if let Ok(Ok(found)) =
-            tokio::time::timeout(Duration::from_secs(2), committed(&worker, &name)).await
-        {
-            break found;
+    let url = env.mariadb_url.clone();
+    let (partition, offset) = write_until_committed(&worker, &name, |n| {
+        let (url, db) = (url.clone(), db.clone());
+        async move {
+            let mut conn = Conn::new(Opts::from_url(&url)?).await?;
+            conn.query_drop(format!("INSERT INTO {db}.t VALUES ({n})"))
+                .await?;
+            conn.disconnect().await?;
+            Ok(())
         }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no offset committed"
-        );
-    };
+    })
+    .await?;
     let file = offset["file"].as_str().context("file")?.to_owned();
     // Offsets change only while STOPPED.
     assert!(matches!(
@@ -189,24 +211,17 @@ async fn postgres_positions_are_checked_against_the_slot() -> Result<()> {
             TargetState::Running,
         )
         .await?;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    let mut n = 0;
-    let (partition, _) = loop {
-        n += 1;
-        admin
-            .batch_execute(&format!("INSERT INTO t VALUES ({n})"))
-            .await
-            .context("insert")?;
-        if let Ok(Ok(found)) =
-            tokio::time::timeout(Duration::from_secs(2), committed(&worker, &name)).await
-        {
-            break found;
+    let admin = std::sync::Arc::new(admin);
+    let (partition, _) = write_until_committed(&worker, &name, |n| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .batch_execute(&format!("INSERT INTO t VALUES ({n})"))
+                .await
+                .context("insert")
         }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no offset committed"
-        );
-    };
+    })
+    .await?;
     worker.stop(&name).await?;
     // Some more WAL after the stop, so there is room between the slot and the WAL end.
     admin

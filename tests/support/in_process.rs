@@ -42,7 +42,7 @@ pub fn mariadb_source(
 ) -> ConnectorConfig {
     let opts = Opts::from_url(&env.mariadb_cdc_url).expect("cdc url");
     let server_id = (1_000_000 + rand::random::<u32>() % 1_000_000_000).to_string();
-    let mut config: BTreeMap<String, String> = [
+    let config: BTreeMap<String, String> = [
         (
             "connector.class",
             "io.debezium.connector.mariadb.MariaDbConnector".to_owned(),
@@ -62,13 +62,7 @@ pub fn mariadb_source(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    for (k, v) in extra {
-        config.insert((*k).to_owned(), v.clone());
-    }
-    ConnectorConfig {
-        name: name.to_owned(),
-        config,
-    }
+    with_extra(name, config, extra)
 }
 
 /// The Postgres source on the test environment's server as its CDC user, capturing the
@@ -81,7 +75,7 @@ pub fn postgres_source(
     extra: &[(&str, String)],
 ) -> ConnectorConfig {
     let port = env.var("TRIB_PG_PORT").unwrap_or("15432").to_owned();
-    let mut config: BTreeMap<String, String> = [
+    let config: BTreeMap<String, String> = [
         (
             "connector.class",
             "io.debezium.connector.postgresql.PostgresConnector".to_owned(),
@@ -99,13 +93,7 @@ pub fn postgres_source(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    for (k, v) in extra {
-        config.insert((*k).to_owned(), v.clone());
-    }
-    ConnectorConfig {
-        name: name.to_owned(),
-        config,
-    }
+    with_extra(name, config, extra)
 }
 
 /// A SQL connection to Postgres at `url`.
@@ -115,4 +103,19 @@ pub async fn pg(url: &str) -> Result<tokio_postgres::Client> {
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// `base` with `extra` added or replaced, as the connector `name`.
+fn with_extra(
+    name: &str,
+    mut config: BTreeMap<String, String>,
+    extra: &[(&str, String)],
+) -> ConnectorConfig {
+    for (k, v) in extra {
+        config.insert((*k).to_owned(), v.clone());
+    }
+    ConnectorConfig {
+        name: name.to_owned(),
+        config,
+    }
 }
