@@ -647,17 +647,14 @@ async fn evolution_registers_versions_and_rejects_incompatible_changes() -> Resu
     ] {
         assert!(message.contains(needle), "{needle} missing from: {message}");
     }
-    // use.latest.version over HTTP writes with the subject's latest id (version 4) when it is
-    // the table version's schema, refuses otherwise; our Rust client fetches it by id.
+    // use.latest.version over HTTP writes with the subject's latest schema (version 4): as is
+    // for the table version it was derived from, projected onto it for v5 (sku dropped); our
+    // Rust client fetches it by id.
     let latest = avro_encoder(
         &registry.url,
         &[("value.converter.use.latest.version", "true")],
     )?;
-    let err = latest
-        .encode(&r, &mut buf)
-        .await
-        .expect_err("v5 is not the latest schema");
-    assert!(err.to_string().contains("use.latest.version"), "{err}");
+    let projected = latest.encode(&r, &mut buf).await?.value.context("value")?;
     let r4 = event(
         &v4,
         Op::Create,
@@ -674,6 +671,24 @@ async fn evolution_registers_versions_and_rejects_incompatible_changes() -> Resu
     .await?["id"]
         .clone();
     assert_eq!(json!(id), v4_id);
+    let (projected_id, projected_body) =
+        tributary_runtime::converter::wire::read_header(&projected).context("framed")?;
+    assert_eq!(json!(projected_id), v4_id);
+    // v5's row minus sku is v4's row: the same bytes as a v4 record with those values.
+    let same_row = latest
+        .encode(
+            &event(
+                &v4,
+                Op::Create,
+                None,
+                Some(Row(vec![Value::Int(5), Value::Int(1), Value::Float64(1.0)])),
+            ),
+            &mut buf,
+        )
+        .await?
+        .value
+        .context("value")?;
+    assert_eq!(Some(projected_body), same_row.get(5..));
     let client =
         tributary_runtime::converter::registry_client::RegistryClient::new(&registry.url, None)?;
     let text = client.schema(id).await?;
@@ -683,6 +698,216 @@ async fn evolution_registers_versions_and_rejects_incompatible_changes() -> Resu
         registry_get(&registry.url, &format!("/subjects/{topic}-value/versions")).await?,
         json!([1, 2, 3, 4])
     );
+    Ok(())
+}
+
+const LATEST_ENV: [(&str, &str); 4] = [
+    ("key.converter.use.latest.version", "true"),
+    ("key.converter.auto.register.schemas", "false"),
+    ("value.converter.use.latest.version", "true"),
+    ("value.converter.auto.register.schemas", "false"),
+];
+
+async fn registry_send(method: reqwest::Method, url: &str, body: J) -> Result<J> {
+    let resp = reqwest::Client::new()
+        .request(method.clone(), url)
+        .json(&body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let body: J = resp.json().await?;
+    ensure!(status.is_success(), "{method} {url}: {status} {body}");
+    Ok(body)
+}
+
+/// `use.latest.version=true` with `auto.register.schemas=false`, as Confluent's serializer:
+/// the subject's latest version is newer than what the table derives (a value field renamed
+/// with an alias and widened, one dropped, one added with a default; an envelope field
+/// added). Records are written with that version's id, projected onto it, and Confluent's
+/// deserializer reads them with the defaults; nothing is registered. The latest schema is
+/// kept per table version (`latest.cache.ttl.sec=-1`) or fetched again after the TTL; a
+/// latest version the records cannot fit fails definitely, naming subject and field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_latest_version_projects_records_onto_the_latest_schema() -> Result<()> {
+    let registry = start_registry().await?;
+    let table = Arc::new(TableSchema {
+        id: TableId::new("shop", "latest"),
+        version: 1,
+        columns: vec![
+            column("id", DataType::Int64, "bigint").not_null(),
+            column("qty", DataType::Int32, "int"),
+            column("note", DataType::Text, "text"),
+        ],
+        key: vec![0],
+    });
+    let topic = "srv.shop.latest";
+    let subject = format!("{topic}-value");
+    let row = |id: i64, qty: Option<i64>, note: Option<&str>| {
+        Row(vec![
+            Value::Int(id),
+            qty.map_or(Value::Null, Value::Int),
+            note.map_or(Value::Null, |n| Value::Text(n.into())),
+        ])
+    };
+    let mut buf = Vec::new();
+
+    // Version 1 of both subjects: what the table derives, registered by the converter.
+    avro_encoder(&registry.url, &[])?
+        .encode(
+            &event(&table, Op::Create, None, Some(row(1, Some(1), Some("a")))),
+            &mut buf,
+        )
+        .await?;
+    let v1 = registry_get(&registry.url, &format!("/subjects/{subject}/versions/1")).await?;
+    let key_v1 = registry_get(&registry.url, &format!("/subjects/{topic}-key/versions/1")).await?;
+    let mut latest: J = serde_json::from_str(v1["schema"].as_str().context("schema")?)?;
+
+    // Version 2, registered by hand (BACKWARD-compatible with version 1).
+    ensure!(latest["fields"][0]["name"] == "before", "{latest}");
+    let value = &mut latest["fields"][0]["type"][1];
+    ensure!(value["name"] == "Value", "{value}");
+    value["fields"] = json!([
+        {"name": "id", "type": "long"},
+        {"name": "quantity", "aliases": ["qty"], "type": ["null", "long"], "default": null},
+        {"name": "tier", "type": "string", "default": "bronze"},
+    ]);
+    latest["fields"]
+        .as_array_mut()
+        .context("fields")?
+        .push(json!({"name": "ts_ns", "type": ["null", "long"], "default": null}));
+    let v2_id = registry_send(
+        reqwest::Method::POST,
+        &format!("{}/subjects/{subject}/versions", registry.url),
+        json!({"schema": latest.to_string()}),
+    )
+    .await?["id"]
+        .clone();
+    ensure!(v2_id != v1["id"], "a new schema id");
+
+    let encoder = avro_encoder(&registry.url, &LATEST_ENV)?;
+    let mut with_ttl = LATEST_ENV.to_vec();
+    with_ttl.push(("value.converter.latest.cache.ttl.sec", "1"));
+    let refreshing = avro_encoder(&registry.url, &with_ttl)?;
+    let full = row(2, Some(5), Some("x"));
+    let records = [
+        event(&table, Op::Create, None, Some(full.clone())),
+        event(
+            &table,
+            Op::Update,
+            Some(full.clone()),
+            Some(row(2, None, None)),
+        ),
+        event(&table, Op::Delete, Some(full), None),
+    ];
+    let mut messages = Vec::new();
+    for r in &records {
+        let encoded = encoder.encode(r, &mut buf).await?;
+        let key = encoded.key.context("key")?;
+        let value = encoded.value.context("value")?;
+        let id = |b: &Bytes| tributary_runtime::converter::wire::read_header(b).map(|(id, _)| id);
+        // The key's latest schema is the derived one: written as is, with its id.
+        assert_eq!(id(&key).map(J::from), Some(key_v1["id"].clone()));
+        assert_eq!(id(&value).map(J::from), Some(v2_id.clone()));
+        messages.push(json!({"key": true, "bytes": BASE64.encode(&key)}));
+        messages.push(json!({"key": false, "bytes": BASE64.encode(&value)}));
+    }
+    let first = refreshing.encode(&records[0], &mut buf).await?;
+    assert_eq!(
+        &first.value.context("value")?[..],
+        BASE64.decode(messages[1]["bytes"].as_str().context("bytes")?)?
+    );
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("m.json");
+    std::fs::write(&path, serde_json::to_vec(&messages)?)?;
+    let out = python(
+        DECODE_PY,
+        &[&registry.url, topic, path.to_str().context("path")?],
+    )
+    .await?;
+    let decoded = out["decoded"].as_array().context("decoded")?;
+    assert_eq!(decoded.len(), 6);
+    let projected = json!({"id": 2, "quantity": 5, "tier": "bronze"});
+    let create = &decoded[1];
+    assert_eq!(decoded[0], json!({"id": 2}));
+    assert_eq!(create["before"], J::Null);
+    assert_eq!(create["after"], projected);
+    assert_eq!(create["op"], "c");
+    assert_eq!(create["ts_ns"], J::Null);
+    assert_eq!(create["ts_ms"], 1_700_000_000_123i64);
+    assert_eq!(create["source"]["table"], "latest");
+    assert_eq!(decoded[3]["before"], projected);
+    assert_eq!(
+        decoded[3]["after"],
+        json!({"id": 2, "quantity": null, "tier": "bronze"})
+    );
+    assert_eq!(decoded[5]["before"], projected);
+    assert_eq!(decoded[5]["after"], J::Null);
+    assert_eq!(decoded[5]["op"], "d");
+    // Nothing was registered.
+    assert_eq!(
+        registry_get(&registry.url, &format!("/subjects/{subject}/versions")).await?,
+        json!([1, 2])
+    );
+    assert_eq!(
+        registry_get(&registry.url, &format!("/subjects/{topic}-key/versions")).await?,
+        json!([1])
+    );
+
+    // Version 3 requires a field the table does not have (forced in with NONE).
+    registry_send(
+        reqwest::Method::PUT,
+        &format!("{}/config/{subject}", registry.url),
+        json!({"compatibility": "NONE"}),
+    )
+    .await?;
+    latest["fields"][0]["type"][1]["fields"]
+        .as_array_mut()
+        .context("fields")?
+        .push(json!({"name": "must", "type": "int"}));
+    let v3_id = registry_send(
+        reqwest::Method::POST,
+        &format!("{}/subjects/{subject}/versions", registry.url),
+        json!({"schema": latest.to_string()}),
+    )
+    .await?["id"]
+        .clone();
+    // Kept for the table version, as Confluent's latest.cache.ttl.sec=-1.
+    let again = encoder.encode(&records[0], &mut buf).await?;
+    let again_id = tributary_runtime::converter::wire::read_header(&again.value.context("value")?)
+        .map(|(id, _)| J::from(id));
+    assert_eq!(again_id, Some(v2_id));
+    // A new converter fetches version 3 and cannot write with it.
+    let err = avro_encoder(&registry.url, &LATEST_ENV)?
+        .encode(&records[0], &mut buf)
+        .await
+        .expect_err("must has no default");
+    assert_eq!(err.kind, tributary_runtime::error::ErrorKind::Definite);
+    let message = err.to_string();
+    for needle in [
+        "use.latest.version",
+        subject.as_str(),
+        &format!("(id {v3_id})"),
+        "field before.must",
+        "no default",
+    ] {
+        assert!(message.contains(needle), "{needle} missing from: {message}");
+    }
+    // With latest.cache.ttl.sec=1 the same converter fetches version 3 once its TTL is over.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        match refreshing.encode(&records[0], &mut buf).await {
+            Err(e) => break e,
+            Ok(_) => {
+                ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "latest schema not fetched again"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert!(err.to_string().contains("before.must"), "{err}");
     Ok(())
 }
 

@@ -76,7 +76,7 @@ async fn set(worker: &Worker, name: &str, partition: &Json, offset: Json) -> Opt
         partition: partition.clone(),
         offset: Some(offset),
     };
-    match worker.alter_offsets(name, vec![change]).await {
+    match worker.alter_offsets(name, vec![change], false).await {
         Ok(()) => None,
         Err(AdminError::BadRequest(message)) => Some(message),
         Err(other) => panic!("not a refusal of the position but {other}"),
@@ -123,7 +123,8 @@ async fn mariadb_positions_are_checked_against_the_binlog() -> Result<()> {
                 vec![ConnectorOffset {
                     partition: partition.clone(),
                     offset: Some(offset.clone())
-                }]
+                }],
+                false
             )
             .await,
         Err(AdminError::NotStopped(_))
@@ -170,6 +171,22 @@ async fn mariadb_positions_are_checked_against_the_binlog() -> Result<()> {
         stored.1, offset,
         "a refused change left the offsets as they were"
     );
+
+    // force=true stores what the server refuses (the operator knows better, e.g. a server
+    // being restored from a backup that has the file).
+    let forced = json!({"file": "binlog.999999", "pos": 4});
+    worker
+        .alter_offsets(
+            &name,
+            vec![ConnectorOffset {
+                partition: partition.clone(),
+                offset: Some(forced.clone()),
+            }],
+            true,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("forced alter: {e}"))?;
+    assert_eq!(committed(&worker, &name).await?.1, forced);
 
     // The start of the current file is a position the server can serve.
     assert_eq!(

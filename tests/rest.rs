@@ -953,3 +953,58 @@ async fn registry_basic_auth_through_the_worker_rest_port() {
     .await;
     assert_eq!(status["connector"]["state"], "RUNNING", "{status}");
 }
+
+/// `GET /` on the Kafka storage reports the broker's cluster id, as Kafka Connect does (a
+/// client reading the same broker gets the same id); the embedded log reports its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_reports_the_kafka_cluster_id() {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let env = crate::support::env::TestEnv::load();
+    let bootstrap = env.kafka_bootstrap.clone();
+    let expected = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("consumer");
+        consumer.client().fetch_cluster_id(Duration::from_secs(10))
+    })
+    .await
+    .expect("task")
+    .expect("the broker reports a cluster id");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker_yaml = dir.path().join("worker.yaml");
+    std::fs::write(
+        &worker_yaml,
+        format!(
+            "storage:\n  type: kafka\n  bootstrap_servers: {}\n  offset.storage.topic: {}\n",
+            env.kafka_bootstrap,
+            crate::support::env::unique_name("clusterid")
+        ),
+    )
+    .expect("worker.yaml");
+    let port = free_port();
+    let worker = start(
+        dir.path(),
+        "http",
+        port,
+        &[
+            "--config",
+            &worker_yaml.to_string_lossy(),
+            "--rest-port",
+            &port.to_string(),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (status, root) = call(
+        &client,
+        reqwest::Method::GET,
+        &format!("{}/", worker.url),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(root["kafka_cluster_id"], json!(expected), "{root}");
+}

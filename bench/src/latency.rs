@@ -1,9 +1,14 @@
 //! The `latency` scenario: a writer inserts rows at a fixed rate (up to 100 transactions
 //! per second) while Tributary streams them; for every row, the time from the writer sending
 //! `COMMIT` to the row being durable in the embedded log (observed by the worker process at
-//! every group commit). Rows reach the log in commit order (one table, one writer, one
-//! partition), so the n-th record is the n-th row written.
+//! every group commit), and to the row being visible in a JDBC sink's Postgres target table
+//! (observed by polling `max(id)` every millisecond). Rows reach the log in commit order (one
+//! table, one writer, one partition), so the n-th record is the n-th row written, and the sink
+//! writes them in that order, so `max(id)` is the number of rows visible.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
@@ -42,8 +47,110 @@ struct Round {
     p50: f64,
     p99: f64,
     max: f64,
+    /// Commit to visible in the JDBC target.
+    jdbc_p50: f64,
+    jdbc_p99: f64,
+    jdbc_max: f64,
     cpu: f64,
     rss: f64,
+}
+
+/// The JDBC sink's target: a table in a Postgres database of the benchmark.
+struct Target<'a> {
+    server: &'a crate::postgres::Server,
+    table: String,
+}
+
+impl Target<'_> {
+    /// The JDBC sink connector writing `topic` into the target table (upsert by key, the
+    /// table created from the records' schema).
+    fn sink(&self, topic: &str) -> BTreeMap<String, String> {
+        let (user, password) = crate::postgres::user_password(&self.server.admin);
+        [
+            (
+                "connector.class",
+                "io.debezium.connector.jdbc.JdbcSinkConnector",
+            ),
+            ("topics", topic),
+            (
+                "connection.url",
+                &format!(
+                    "jdbc:postgresql://127.0.0.1:{}/{}",
+                    self.server.port(),
+                    self.server.db
+                ),
+            ),
+            ("connection.username", &user),
+            ("connection.password", &password),
+            ("insert.mode", "upsert"),
+            ("primary.key.mode", "record_key"),
+            ("schema.evolution", "basic"),
+            ("table.name.format", &self.table),
+            ("key.converter", crate::AVRO),
+            ("value.converter", crate::AVRO),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// Starts polling the table's `max(id)`.
+    async fn watch(&self) -> Result<Watch> {
+        let client = self.server.connect().await?;
+        let query = format!("SELECT coalesce(max(id), 0)::bigint FROM {}", self.table);
+        let stop = Arc::new(AtomicBool::new(false));
+        let visible = Arc::new(AtomicU64::new(0));
+        let (s, v) = (stop.clone(), visible.clone());
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut last = 0;
+            while !s.load(Ordering::Relaxed) {
+                // Before the sink created the table, the query fails: nothing is visible.
+                if let Ok(row) = client.query_one(&query, &[]).await {
+                    let n = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+                    if n != last {
+                        seen.push((n, unix_nanos()));
+                        last = n;
+                        v.store(n, Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            seen
+        });
+        Ok(Watch {
+            stop,
+            visible,
+            task,
+        })
+    }
+}
+
+/// A running poll of the target's `max(id)`.
+struct Watch {
+    stop: Arc<AtomicBool>,
+    visible: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<Vec<(u64, u128)>>,
+}
+
+impl Watch {
+    /// Waits until `total` rows are visible; (rows visible, Unix ns) at every change.
+    async fn finish(self, total: u64) -> Result<Vec<(u64, u128)>> {
+        let deadline = Instant::now() + Duration::from_secs(TIMEOUT_SECS);
+        while self.visible.load(Ordering::Relaxed) < total {
+            crate::check_interrupted()?;
+            if Instant::now() >= deadline {
+                self.stop.store(true, Ordering::Relaxed);
+                bail!(
+                    "only {} of {total} rows visible in the JDBC target after {TIMEOUT_SECS} s",
+                    self.visible.load(Ordering::Relaxed)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        Ok(self.task.await?)
+    }
 }
 
 /// Milliseconds from COMMIT to durable for every row after the warm-up.
@@ -117,17 +224,30 @@ where
     Ok((commits, written as f64 / started.elapsed().as_secs_f64()))
 }
 
-fn summarize(side: SideProcess, commits: &[Commit], achieved: f64, total: u64) -> Result<Round> {
+/// Waits for every row in the JDBC target, then for the side's result.
+async fn summarize(
+    mut side: SideProcess,
+    watch: Watch,
+    commits: &[Commit],
+    achieved: f64,
+) -> Result<Round> {
+    let total = commits.last().map_or(WARMUP, |c| c.end);
+    let visible = watch.finish(total).await?;
+    side.send_expect(total)?;
     let (result, usage) = side.finish()?;
     if result.records < total {
         bail!("only {} of {total} records durable", result.records);
     }
     let (p50, p99, max) = percentiles(latencies(commits, &result.durable)?);
+    let (jdbc_p50, jdbc_p99, jdbc_max) = percentiles(latencies(commits, &visible)?);
     Ok(Round {
         achieved,
         p50,
         p99,
         max,
+        jdbc_p50,
+        jdbc_p99,
+        jdbc_max,
         cpu: usage.cpu_secs,
         rss: usage.peak_rss_mb,
     })
@@ -138,6 +258,7 @@ async fn mysql_round(
     args: &LatencyArgs,
     admin: &mut Conn,
     db: &str,
+    target: &crate::postgres::Server,
     round: usize,
 ) -> Result<Round> {
     let servers = crate::mysql::Servers::from_env(env)?;
@@ -147,15 +268,22 @@ async fn mysql_round(
         .await?;
     let (file, pos) = crate::mysql::master_status(admin).await?;
     let dir = tempfile::tempdir()?;
+    let topic = format!("{db}.{db}.{table}");
+    let target = Target {
+        server: target,
+        table: format!("my_{table}"),
+    };
+    let watch = target.watch().await?;
     let mut side = SideProcess::start(&SideSpec {
         data_dir: dir.path().to_path_buf(),
         config: servers.connector(db, &format!("{db}.{table}"), "never"),
         seed: Some(crate::mysql::Servers::seed(db, &file, pos)),
-        topic: format!("{db}.{db}.{table}"),
+        topic: topic.clone(),
         expect: None,
         ready_at: Some(WARMUP),
         durable_times: true,
         timeout_secs: TIMEOUT_SECS,
+        sink: Some(target.sink(&topic)),
     })?;
     admin.query_drop(format!("USE {db}")).await?;
     admin
@@ -182,9 +310,7 @@ async fn mysql_round(
         }
     })
     .await?;
-    let total = commits.last().map_or(WARMUP, |c| c.end);
-    side.send_expect(total)?;
-    summarize(side, &commits, achieved, total)
+    summarize(side, watch, &commits, achieved).await
 }
 
 async fn postgres_round(
@@ -209,15 +335,22 @@ async fn postgres_round(
         )
         .await?;
     let dir = tempfile::tempdir()?;
+    let topic = format!("bench.public.{table}");
+    let target = Target {
+        server,
+        table: format!("target_{table}"),
+    };
+    let watch = target.watch().await?;
     let mut side = SideProcess::start(&SideSpec {
         data_dir: dir.path().to_path_buf(),
         config: server.connector("bench", &slot, &publication, "no_data"),
         seed: None,
-        topic: format!("bench.public.{table}"),
+        topic: topic.clone(),
         expect: None,
         ready_at: Some(WARMUP),
         durable_times: true,
         timeout_secs: TIMEOUT_SECS,
+        sink: Some(target.sink(&topic)),
     })?;
     client
         .batch_execute(&crate::postgres::insert_rows(&table, 1, WARMUP))
@@ -235,9 +368,7 @@ async fn postgres_round(
         }
     })
     .await?;
-    let total = commits.last().map_or(WARMUP, |c| c.end);
-    side.send_expect(total)?;
-    summarize(side, &commits, achieved, total)
+    summarize(side, watch, &commits, achieved).await
 }
 
 /// The `latency` scenario: one report with a row per source.
@@ -254,13 +385,16 @@ pub async fn run(env: &TestEnv, args: &LatencyArgs) -> Result<Vec<Report>> {
                 col(|r| r.p50),
                 col(|r| r.p99),
                 col(|r| r.max),
+                col(|r| r.jdbc_p50),
+                col(|r| r.jdbc_p99),
+                col(|r| r.jdbc_max),
                 col(|r| r.cpu),
                 col(|r| r.rss),
             ],
         });
         raw.insert(
             label.to_owned(),
-            json!(rounds.iter().map(|r| json!({"achieved": r.achieved, "p50_ms": r.p50, "p99_ms": r.p99, "max_ms": r.max, "cpu_s": r.cpu, "peak_rss_mb": r.rss})).collect::<Vec<_>>()),
+            json!(rounds.iter().map(|r| json!({"achieved": r.achieved, "p50_ms": r.p50, "p99_ms": r.p99, "max_ms": r.max, "jdbc_p50_ms": r.jdbc_p50, "jdbc_p99_ms": r.jdbc_p99, "jdbc_max_ms": r.jdbc_max, "cpu_s": r.cpu, "peak_rss_mb": r.rss})).collect::<Vec<_>>()),
         );
     };
     if args.source.mysql() {
@@ -270,6 +404,7 @@ pub async fn run(env: &TestEnv, args: &LatencyArgs) -> Result<Vec<Report>> {
             .context("cannot connect to MariaDB as root: is scripts/test-env.sh up running?")?;
         let db = crate::mysql::unique_db("lat");
         admin.query_drop(format!("CREATE DATABASE {db}")).await?;
+        let target = crate::postgres::Server::create(env, "latsink").await?;
         let mut rounds = Vec::new();
         let mut failed = None;
         for round in 1..=args.common.repeat {
@@ -277,7 +412,7 @@ pub async fn run(env: &TestEnv, args: &LatencyArgs) -> Result<Vec<Report>> {
                 "round {round}/{}: MariaDB writer at {} rows/s for {} s",
                 args.common.repeat, args.rate, args.seconds
             ));
-            match mysql_round(env, args, &mut admin, &db, round).await {
+            match mysql_round(env, args, &mut admin, &db, &target, round).await {
                 Ok(r) => rounds.push(r),
                 Err(e) => {
                     failed = Some(e);
@@ -288,10 +423,14 @@ pub async fn run(env: &TestEnv, args: &LatencyArgs) -> Result<Vec<Report>> {
         let _ = admin
             .query_drop(format!("DROP DATABASE IF EXISTS {db}"))
             .await;
+        target.drop_all().await;
         if let Some(e) = failed {
             return Err(e);
         }
-        add("MariaDB → tributary → embedded log (fsync)", &rounds);
+        add(
+            "MariaDB → tributary → embedded log (fsync) → JDBC sink → Postgres",
+            &rounds,
+        );
     }
     if args.source.postgres() {
         let server = crate::postgres::Server::create(env, "lat").await?;
@@ -314,7 +453,10 @@ pub async fn run(env: &TestEnv, args: &LatencyArgs) -> Result<Vec<Report>> {
         if let Some(e) = failed {
             return Err(e);
         }
-        add("PostgreSQL → tributary → embedded log (fsync)", &rounds);
+        add(
+            "PostgreSQL → tributary → embedded log (fsync) → JDBC sink → Postgres",
+            &rounds,
+        );
     }
     Ok(vec![Report {
         scenario: "latency",
@@ -324,12 +466,15 @@ pub async fn run(env: &TestEnv, args: &LatencyArgs) -> Result<Vec<Report>> {
              while Tributary streams (Avro, embedded log with fsync, worker in its own process). Latency of a row: \
              from the writer sending its transaction's COMMIT to the log's high watermark covering it, observed by \
              the worker process at every group commit (so it includes the commit itself, decoding, encoding, the \
-             append and the fsync). CPU and peak RSS: the worker process over the whole run.",
+             append and the fsync). A JDBC sink in the same worker upserts the records into a Postgres table; \
+             \"visible\" is when a poll of the table's max(id), every millisecond from the benchmark process, \
+             first covers the row (so it includes the sink's consume, decode, batch and transaction commit, plus \
+             up to a poll interval). CPU and peak RSS: the worker process (source and sink) over the whole run.",
             number(args.rate as f64, 0),
             args.seconds
         )],
         tables: vec![Table {
-            title: "Commit → durable in the log".into(),
+            title: "Commit → durable in the log, and → visible in the JDBC target".into(),
             columns: vec![
                 Column {
                     name: "target rows/s",
@@ -349,6 +494,18 @@ pub async fn run(env: &TestEnv, args: &LatencyArgs) -> Result<Vec<Report>> {
                 },
                 Column {
                     name: "max ms",
+                    decimals: 1,
+                },
+                Column {
+                    name: "JDBC p50 ms",
+                    decimals: 1,
+                },
+                Column {
+                    name: "JDBC p99 ms",
+                    decimals: 1,
+                },
+                Column {
+                    name: "JDBC max ms",
                     decimals: 1,
                 },
                 Column {

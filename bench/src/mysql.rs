@@ -191,6 +191,7 @@ async fn catchup_in(servers: &Servers, admin: &mut Conn, db: &str, args: &Args) 
                     ready_at: None,
                     durable_times: false,
                     timeout_secs: TIMEOUT_SECS,
+                    sink: None,
                 };
                 let (result, usage) = side::run(&spec)?;
                 ours.push(result.secs, &usage);

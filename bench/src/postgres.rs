@@ -64,7 +64,7 @@ pub struct Server {
     root: Client,
 }
 
-fn user_password(c: &tokio_postgres::Config) -> (String, String) {
+pub fn user_password(c: &tokio_postgres::Config) -> (String, String) {
     (
         c.get_user().unwrap_or("postgres").to_owned(),
         c.get_password()
@@ -262,6 +262,7 @@ async fn catchup_in(server: &Server, args: &Args) -> Result<Report> {
                     ready_at: None,
                     durable_times: false,
                     timeout_secs: TIMEOUT_SECS,
+                    sink: None,
                 };
                 let (result, usage) = side::run(&spec)?;
                 ours.push(result.secs, &usage);

@@ -51,6 +51,9 @@ pub struct SideSpec {
     /// Record the wall-clock time of every high-watermark change (latency).
     pub durable_times: bool,
     pub timeout_secs: u64,
+    /// A sink connector created beside the source (the latency scenario's JDBC target).
+    #[serde(default)]
+    pub sink: Option<BTreeMap<String, String>>,
 }
 
 /// What the child reports.
@@ -68,6 +71,7 @@ pub struct SideResult {
 }
 
 const NAME: &str = "bench";
+const SINK_NAME: &str = "bench-sink";
 
 fn unix_nanos() -> u128 {
     SystemTime::now()
@@ -81,6 +85,7 @@ pub async fn child_main(spec_json: &str) -> Result<()> {
     let mut registry = Registry::with_builtins();
     registry.register(Arc::new(tributary_mysql_binlog::MySqlPlugin));
     registry.register(Arc::new(tributary_postgres::PostgresPlugin));
+    registry.register(Arc::new(tributary_jdbc_sink::JdbcSinkPlugin));
     let worker = Worker::start(
         WorkerConfig {
             data_dir: spec.data_dir.clone(),
@@ -138,6 +143,15 @@ pub async fn child_main(spec_json: &str) -> Result<()> {
         })
         .await
         .map_err(|e| anyhow!("cannot create the connector: {e}"))?;
+    if let Some(sink) = &spec.sink {
+        worker
+            .put_config(ConnectorConfig {
+                name: SINK_NAME.into(),
+                config: sink.clone(),
+            })
+            .await
+            .map_err(|e| anyhow!("cannot create the sink connector: {e}"))?;
+    }
     let deadline = started + Duration::from_secs(spec.timeout_secs);
     let durable = |topic: &str| -> (u64, u64) {
         log.topic(topic).map_or((0, 0), |t| {
@@ -183,13 +197,20 @@ pub async fn child_main(spec_json: &str) -> Result<()> {
         }
         if Instant::now() >= next_status {
             next_status = Instant::now() + Duration::from_millis(500);
-            if let Ok(status) = worker.status(NAME).await
-                && status.connector.state == State::Failed
-            {
-                bail!(
-                    "the connector failed: {}",
-                    status.connector.trace.unwrap_or_default()
-                );
+            let names = [Some(NAME), spec.sink.as_ref().map(|_| SINK_NAME)];
+            for name in names.into_iter().flatten() {
+                if let Ok(status) = worker.status(name).await {
+                    let failed =
+                        std::iter::once((&status.connector.state, &status.connector.trace))
+                            .chain(status.tasks.iter().map(|t| (&t.state, &t.trace)))
+                            .find(|(state, _)| **state == State::Failed);
+                    if let Some((_, trace)) = failed {
+                        bail!(
+                            "connector {name} failed: {}",
+                            trace.clone().unwrap_or_default()
+                        );
+                    }
+                }
             }
         }
         if Instant::now() >= deadline {

@@ -79,6 +79,7 @@ async fn mysql(env: &TestEnv, args: &SourceArgs, rows: u64) -> Result<Table> {
                 ready_at: None,
                 durable_times: false,
                 timeout_secs: TIMEOUT_SECS,
+                sink: None,
             })?;
             ours.push(result.secs, &usage);
             }
@@ -159,6 +160,7 @@ async fn postgres(env: &TestEnv, args: &SourceArgs, rows: u64) -> Result<Table> 
                         ready_at: None,
                         durable_times: false,
                         timeout_secs: TIMEOUT_SECS,
+                        sink: None,
                     })?;
                     ours.push(result.secs, &usage);
                 }

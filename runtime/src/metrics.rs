@@ -30,6 +30,7 @@ pub const TASK_DEAD_LETTER: &str = "tributary_task_dead_letter_records_total";
 pub const SOURCE_LAG_BYTES: &str = "tributary_source_lag_bytes";
 pub const END_TO_END_LATENCY: &str = "tributary_end_to_end_latency_seconds";
 pub const PRODUCE_LATENCY: &str = "tributary_produce_latency_seconds";
+pub const SINK_LAG_RECORDS: &str = "tributary_sink_lag_records";
 
 const STATES: [(State, &str); 6] = [
     (State::Unassigned, "UNASSIGNED"),
@@ -275,6 +276,22 @@ pub async fn render(worker: &Worker) -> String {
             }
         }
     }
+    let mut sink_lag = Family::new(
+        SINK_LAG_RECORDS,
+        "gauge",
+        "Records of the partition a sink has not committed yet, measured when scraped (grows while the sink is stalled); embedded log only.",
+    );
+    for l in worker.sink_lag().await {
+        let partition = l.partition.to_string();
+        sink_lag.push(
+            &[
+                ("connector", l.connector.as_str()),
+                ("topic", l.topic.as_str()),
+                ("partition", partition.as_str()),
+            ],
+            l.records as f64,
+        );
+    }
     let mut rss = Family::new(RSS_BYTES, "gauge", "Resident set size of this process.");
     if let Some(bytes) = resident_bytes() {
         rss.push(&[], bytes as f64);
@@ -297,6 +314,7 @@ pub async fn render(worker: &Worker) -> String {
         &snap_done,
         &snap_total,
         &lag_bytes,
+        &sink_lag,
         &e2e,
         &produce,
         &end,

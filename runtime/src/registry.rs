@@ -14,6 +14,7 @@ use crate::converter::RecordEncoder;
 use crate::data::decode::RecordDecoder;
 use crate::data::encode::DataEncoder;
 use crate::dead_letter::ErrorPolicy;
+use crate::kafka::ConnectorKafkaSettings;
 use crate::storage::TopicSelector;
 use crate::transforms::TransformChain;
 
@@ -41,9 +42,10 @@ pub fn common_config_def() -> ConfigDef {
         .optional("errors.deadletterqueue.context.headers.enable", FieldType::Bool, "false", "Add __connect.errors.* headers (original topic, partition, offset, stage, exception) to dead-lettered records.")
         .ignore("header.converter", "headers are passed through as bytes")
         .ignore("config.action.reload", "configs reload through the REST API and the connectors directory")
-        .ignore("topic.creation.", "applies to the Kafka storage backend")
-        .ignore("producer.override.", "applies to the Kafka storage backend")
-        .ignore("consumer.override.", "applies to the Kafka storage backend")
+        .maybe("topic.creation.groups", FieldType::List, "Source connectors: topic creation groups (KIP-158), each configured by topic.creation.<group>.include/exclude/partitions/replication.factor/<topic config>; the first matching group wins, else topic.creation.default.*. Applies with Kafka storage.")
+        .prefix("topic.creation.")
+        .prefix("producer.override.")
+        .prefix("consumer.override.")
 }
 
 /// Fields every sink accepts.
@@ -79,6 +81,8 @@ pub struct Validated {
     pub data_encoder: Option<Arc<DataEncoder>>,
     /// `errors.*`: tolerance, retries, logging, dead-letter topic.
     pub errors: ErrorPolicy,
+    /// `producer.override.*`, `consumer.override.*`, `topic.creation.*` (Kafka storage).
+    pub kafka: ConnectorKafkaSettings,
     /// Keys accepted but ignored, with why.
     pub warnings: Vec<String>,
 }
@@ -234,6 +238,8 @@ impl Registry {
                 ErrorPolicy::default()
             }
         };
+        let kafka =
+            ConnectorKafkaSettings::from_raw(plugin.kind(), &raw, &mut errors, &mut warnings);
         let tasks_max = parsed.int("tasks.max").map_or(1, |n| n as u32);
         let connector = match connector {
             Some(c) if errors.is_empty() => c,
@@ -249,6 +255,7 @@ impl Registry {
             transforms,
             data_encoder,
             errors: error_policy,
+            kafka,
             warnings,
         })
     }

@@ -96,6 +96,24 @@ pub trait TopicStore: Send + Sync {
     ) -> Result<Box<dyn TopicConsumer>, ConnectorError>;
 
     async fn list_topics(&self) -> Result<Vec<TopicInfo>, ConnectorError>;
+
+    /// The Kafka cluster id (`GET /` reports it as Kafka Connect does); `Ok(None)` for
+    /// backends that are not a Kafka cluster.
+    async fn cluster_id(&self) -> Result<Option<String>, ConnectorError> {
+        Ok(None)
+    }
+
+    /// The store a connector's tasks use, with its own client settings (Kafka:
+    /// `producer.override.*`, `consumer.override.*`, `topic.creation.*`); `None` when this
+    /// store applies as it is (always for backends without Kafka clients).
+    fn for_connector(
+        &self,
+        connector: &str,
+        settings: &crate::kafka::ConnectorKafkaSettings,
+    ) -> Option<Arc<dyn TopicStore>> {
+        let _ = (connector, settings);
+        None
+    }
 }
 
 /// Reads assigned partitions of a consumer group.
@@ -113,6 +131,20 @@ pub trait TopicConsumer: Send {
 
     /// Partitions currently assigned.
     fn assignment(&self) -> Vec<TopicPartition>;
+
+    /// Partitions a consumer group is taking from this consumer (Kafka rebalance). The
+    /// caller commits what the sink made durable for them, forgets them, then calls
+    /// [`release`](Self::release); a consumer whose caller polls again instead releases them
+    /// itself. Always empty for the embedded log, whose assignment is static.
+    fn revoking(&self) -> Vec<TopicPartition> {
+        Vec::new()
+    }
+
+    /// Gives revoked partitions back to the group; commits for them are dropped afterwards.
+    async fn release(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectorError> {
+        let _ = partitions;
+        Ok(())
+    }
 }
 
 /// [`TopicStore`] on the embedded log.
@@ -158,6 +190,7 @@ impl TopicStore for EmbeddedStore {
         let mut entries: Vec<AppendEntry> = Vec::new();
         let mut slot: HashMap<(Arc<str>, u32), usize> = HashMap::new();
         let mut last: Option<(Arc<str>, u32, usize)> = None;
+        let total = records.len();
         for r in records {
             // Records come in runs of one topic partition: the previous record's entry first.
             if let Some((topic, partition, index)) = &last
@@ -172,7 +205,9 @@ impl TopicStore for EmbeddedStore {
                 entries.push(AppendEntry {
                     topic: r.topic.clone(),
                     partition: r.partition,
-                    records: Vec::new(),
+                    // Usually one partition takes the whole batch: no regrowth (each
+                    // step of which faults in fresh pages for a batch-sized vector).
+                    records: Vec::with_capacity(if entries.is_empty() { total } else { 0 }),
                 });
                 entries.len() - 1
             });

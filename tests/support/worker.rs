@@ -19,7 +19,21 @@ pub async fn start(data: &Path, log: &Path) -> Worker {
 
 /// Starts a worker with extra `tributary run` arguments (e.g. `--connectors-dir`, `--config`).
 pub async fn start_with(data: &Path, log: &Path, args: &[&std::ffi::OsStr]) -> Worker {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+    start_in(None, data, log, args).await
+}
+
+/// [`start_with`] in working directory `cwd` (relative paths in configs resolve there).
+pub async fn start_in(
+    cwd: Option<&Path>,
+    data: &Path,
+    log: &Path,
+    args: &[&std::ffi::OsStr],
+) -> Worker {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"));
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command
         .args(["run", "--rest-port", "0", "--data-dir"])
         .arg(data)
         .args(args)

@@ -89,7 +89,7 @@ pub fn config_def() -> ConfigDef {
         .optional("schema.evolution", FieldType::Enum { values: &["none", "basic"] }, "none", "basic: create missing tables, add missing columns, widen column types and drop NOT NULL as the records require.")
         .optional("auto.create", on_off, "false", "Create missing tables (Confluent).")
         .optional("auto.evolve", on_off, "false", "Add missing columns, widen types, drop NOT NULL (Confluent).")
-        .optional("batch.size", FieldType::Int { min: 1, max: 1_000_000 }, "3000", "Records buffered before a write; one transaction per flush.")
+        .optional("batch.size", FieldType::Int { min: 1, max: 1_000_000 }, "3000", "Most records per write (one transaction each); what one poll hands over is written before the next poll.")
         .optional("quote.identifiers", on_off, "false", "Keep identifiers exactly as the records spell them. false: Postgres folds them to lower case as an unquoted name would be.")
         .optional("use.reduction.buffer", on_off, "false", "Accepted for compatibility: changes to one key within a batch are always collapsed to the last one when there is a primary key.")
         .optional("exactly.once", on_off, "false", "Store consumed offsets in the table __tributary_sink_offsets of the target, in the same transaction as the rows, and resume from there.")

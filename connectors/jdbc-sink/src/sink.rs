@@ -96,7 +96,10 @@ impl SinkTask for JdbcSinkTask {
                 self.writer.flush(&self.errors).await?;
             }
         }
-        Ok(())
+        // What a put hands over is written before it returns, as the Confluent and Debezium
+        // JDBC sinks do: batches are as large as the poll (up to `batch.size` each) while
+        // catching up, and a streamed row does not wait for a batch to fill.
+        self.writer.flush(&self.errors).await
     }
 
     async fn flush(&mut self) -> Result<(), ConnectorError> {

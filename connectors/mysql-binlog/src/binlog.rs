@@ -220,6 +220,8 @@ struct RowAt {
     server_id: u32,
     /// The event's last row: its record carries the offset.
     carries_offset: bool,
+    /// When the rows event was decoded (Debezium's `ts_ms` of the envelope).
+    processed_ts_ms: i64,
 }
 
 /// The transaction being read.
@@ -259,6 +261,9 @@ pub struct BinlogReader {
     versions: HashMap<(String, String), (Vec<u8>, Arc<TableInfo>)>,
     /// Position after the last complete transaction (for heartbeats).
     boundary: Option<(String, u64)>,
+    /// The `source.db` and `source.table` names of the last table version emitted, shared
+    /// by its events instead of copied into each.
+    source_names: Option<(Arc<TableInfo>, Arc<str>, Arc<str>)>,
     pub events_read: u64,
     pub bytes_read: u64,
 }
@@ -283,6 +288,7 @@ impl BinlogReader {
             tmes: HashMap::new(),
             versions: HashMap::new(),
             boundary: None,
+            source_names: None,
             events_read: 0,
             bytes_read: 0,
         }
@@ -688,6 +694,7 @@ impl BinlogReader {
         // offset of the newest durable record, and a resume skips whole rows up to it, so
         // per-row offsets inside one event would only be built to be dropped.
         let last = decoded.len();
+        let processed_ts_ms = crate::now_ms();
         for (i, (row_index, before, after)) in decoded.into_iter().enumerate() {
             let at = RowAt {
                 event_pos: start,
@@ -695,6 +702,7 @@ impl BinlogReader {
                 ts_ms,
                 server_id,
                 carries_offset: i + 1 == last,
+                processed_ts_ms,
             };
             self.emit(op, &info, before, after, at, out);
         }
@@ -716,6 +724,7 @@ impl BinlogReader {
             ts_ms,
             server_id,
             carries_offset,
+            processed_ts_ms,
         } = at;
         let transaction = if self.cfg.transaction_metadata {
             let table_name: Arc<str> = Arc::from(info.schema.id.to_string());
@@ -762,14 +771,23 @@ impl BinlogReader {
             ("thread", Value::Null),
             ("query", Value::Null),
         ];
+        let (db, table) = match &self.source_names {
+            Some((of, db, table)) if Arc::ptr_eq(of, info) => (db.clone(), table.clone()),
+            _ => {
+                let db: Arc<str> = Arc::from(info.schema.id.namespace.as_str());
+                let table: Arc<str> = Arc::from(info.schema.id.name.as_str());
+                self.source_names = Some((info.clone(), db.clone(), table.clone()));
+                (db, table)
+            }
+        };
         let source = SourceInfo {
             connector: self.connector,
             name: self.cfg.prefix.clone(),
             ts_ms,
             snapshot: SnapshotMarker::False,
-            db: Arc::from(info.schema.id.namespace.as_str()),
+            db,
             schema: None,
-            table: Some(Arc::from(info.schema.id.name.as_str())),
+            table: Some(table),
             extra,
         };
         let tombstone = (op == Op::Delete && self.cfg.tombstones).then(|| Payload::Tombstone {
@@ -783,7 +801,7 @@ impl BinlogReader {
             after,
             source,
             transaction,
-            processed_ts_ms: crate::now_ms(),
+            processed_ts_ms,
             headers: Vec::new(),
         };
         let off = carries_offset.then(|| {

@@ -6,6 +6,10 @@
 //!        [pump task: reads, decodes, heartbeats, lag]         (PUMP_DEPTH)     [runtime task]
 //! ```
 //!
+//! The pump yields after each batch it sends: the send wakes the runtime's task into this
+//! worker's (unstealable) LIFO slot, and without the yield the two tasks took turns on one
+//! worker while the other idled.
+//!
 //! Order is unchanged: batches travel through one FIFO channel, and every record keeps the
 //! offset the reader gave it, so the runtime's commit-order invariant is untouched. The
 //! channel is bounded, so a slow log applies backpressure to the replica connection (the
@@ -135,6 +139,10 @@ impl Streamer {
             if tx.send(result).await.is_err() || failed {
                 break;
             }
+            // Sending woke the runtime's task into this worker's LIFO slot, which no other
+            // worker may steal: decoding on here would run the two in turns on one core.
+            // Yielding puts this task in the stealable queue, so the idle worker takes it.
+            tokio::task::yield_now().await;
         }
         self
     }
@@ -144,7 +152,9 @@ impl Streamer {
     /// not held back waiting for the server to pause, and at most [`BATCH_MAX_WAIT`] after
     /// it started.
     async fn batch(&mut self, st: &mut PumpState) -> Result<Vec<SourceRecord>, MySqlError> {
-        let mut out = Vec::new();
+        // Room for a full batch plus the rows event that crosses the limit, so the vector
+        // is not regrown (and its pages faulted in again) for every batch.
+        let mut out = Vec::with_capacity(BATCH_RECORDS + 64);
         let hard = tokio::time::Instant::now() + BATCH_MAX_WAIT;
         let mut first_at: Option<tokio::time::Instant> = None;
         loop {

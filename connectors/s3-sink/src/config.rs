@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tributary_runtime::config::{ConfigDef, ConfigErrors, FieldType, Parsed, Secret};
 
+use crate::compatibility::SchemaCompatibility;
 use crate::partitioner::{PartitionerConfig, TimestampExtractor};
 use crate::path_format::{PathFormat, TimeZone};
 
@@ -106,8 +107,9 @@ pub struct S3SinkConfig {
     pub partitioner: PartitionerConfig,
     pub part_size: usize,
     pub null_behavior: NullBehavior,
-    /// `schema.compatibility`, as written (only `NONE` semantics are implemented).
-    pub schema_compatibility: String,
+    /// `schema.compatibility`: what a schema change does to the open files
+    /// ([`crate::compatibility`]).
+    pub schema_compatibility: SchemaCompatibility,
     /// Attempts per S3 request (`s3.part.retries` + 1).
     pub max_attempts: u32,
     /// Where open files are buffered (`s3.spill.dir`; default the system temp directory).
@@ -148,7 +150,7 @@ impl S3SinkConfig {
             .optional("s3.part.size", FieldType::Int { min: MIN_PART_SIZE, max: MAX_PART_SIZE }, "26214400", "Multipart upload part size in bytes (min 5 MiB).")
             .optional("s3.part.retries", FieldType::Int { min: 0, max: 100 }, "3", "Retries of a failed S3 request.")
             .optional("behavior.on.null.values", FieldType::Enum { values: &["fail", "ignore", "write"] }, "fail", "Records with a null value (tombstones): fail the task, ignore them, or write them (JSON: null; byte array: empty).")
-            .optional("schema.compatibility", FieldType::Enum { values: &["none", "backward", "forward", "full"] }, "NONE", "NONE: every schema change commits the open objects. BACKWARD/FORWARD/FULL are accepted and behave as NONE (no projection).")
+            .optional("schema.compatibility", FieldType::Enum { values: &["none", "backward", "forward", "full"] }, "NONE", "NONE: every value schema change commits the open objects. BACKWARD/FULL: a record with a newer schema version commits them and its schema becomes current; records with an older version of the same schema are projected onto the current one (missing fields take their defaults, or null) and written to the open objects. FORWARD: the reverse (newer records are projected onto the older current schema). Records that cannot be projected (another schema name, no version, types that do not promote) commit the open objects.")
             .maybe("s3.spill.dir", FieldType::String, "Local directory open objects are buffered in (default: the system temp directory).")
             .ignore("storage.class", "the only storage is S3")
             .ignore("s3.acl.canned", "objects get the bucket's default ACL")
@@ -312,7 +314,10 @@ impl S3SinkConfig {
             partitioner,
             part_size: config.int("s3.part.size").unwrap_or(25 * MIB) as usize,
             null_behavior,
-            schema_compatibility: config.string("schema.compatibility").to_ascii_uppercase(),
+            schema_compatibility: SchemaCompatibility::parse(
+                &config.string("schema.compatibility"),
+            )
+            .unwrap_or(SchemaCompatibility::None),
             max_attempts: config.int("s3.part.retries").unwrap_or(3) as u32 + 1,
             spill_dir,
         };
@@ -521,11 +526,13 @@ mod tests {
             ("path.format", "'year'=YYYY/'month'=MM/'day'=dd"),
             ("partition.duration.ms", "3600000"),
             ("timestamp.extractor", "Record"),
+            ("schema.compatibility", "Backward"),
             ("aws.access.key.id", "ak"),
             ("aws.secret.access.key", "sk"),
         ])
         .expect("valid");
         assert_eq!(c.format, FormatKind::Avro);
+        assert_eq!(c.schema_compatibility, SchemaCompatibility::Backward);
         assert!(c.path_style);
         assert_eq!(c.topics_dir, "topics");
         assert_eq!(c.part_size, 25 * 1024 * 1024);
@@ -599,6 +606,7 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(c.extension(), ".json.gz");
+        assert_eq!(c.schema_compatibility, SchemaCompatibility::None);
         let c = parse(&[
             ("s3.bucket.name", "b-1"),
             ("format.class", PARQUET_FORMAT),

@@ -3,7 +3,8 @@
 //! ```text
 //!  SinkRecord ─ decode ─ partitioner ─► open file per (topic partition, encoded partition)
 //!                                        in a local spill directory (small fixed buffers)
-//!  rotation (flush.size, rotate.interval.ms, schema change, rotate.schedule.interval.ms)
+//!  rotation (flush.size, rotate.interval.ms, schema change per schema.compatibility,
+//!            rotate.schedule.interval.ms)
 //!        ─► finish file ─► PutObject / multipart upload ─► offsets may be committed
 //! ```
 //!
@@ -13,6 +14,7 @@
 //! record-time rotation a replay after a crash rewrites the same keys with the same bytes,
 //! so the bucket holds each record exactly once ([`sink`] explains when offsets move).
 
+pub mod compatibility;
 pub mod config;
 pub mod format;
 pub mod partitioner;

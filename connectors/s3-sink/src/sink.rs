@@ -3,11 +3,17 @@
 //!
 //! # Rotation (per topic partition, as Confluent's `TopicPartitionWriter`)
 //!
-//! Before a record is written, the partition's open files are committed when its schema
-//! differs from theirs, or when `rotate.interval.ms` is set and the record time is that far
-//! past the first record of the open files (or, with a time-based partitioner, its time
-//! partition changed). After it is written they are committed when `flush.size` records are
-//! open. `rotate.schedule.interval.ms` also commits every open file on the wall clock.
+//! Before a record is written, the partition's open files are committed when
+//! `rotate.interval.ms` is set and the record time is that far past the first record of the
+//! open files (or, with a time-based partitioner, its time partition changed), or when its
+//! value schema differs from theirs and `schema.compatibility` says so
+//! ([`crate::compatibility`]: under NONE always; under BACKWARD/FULL when it is newer, while
+//! an older one is projected onto the files' schema; FORWARD the reverse). After it is
+//! written they are committed when `flush.size` records are open.
+//! `rotate.schedule.interval.ms` also commits every open file on the wall clock.
+//!
+//! A file's schema is the schema of its first record (Confluent keeps the current schema
+//! across files), so the files cut from a given start offset depend only on the records.
 //!
 //! # Offsets
 //!
@@ -35,13 +41,14 @@ use tributary_runtime::converter::avro::to_avro;
 use tributary_runtime::converter::wire::{HEADER_LEN, read_header};
 use tributary_runtime::data::decode::RecordDecoder;
 use tributary_runtime::data::encode::write_avro;
-use tributary_runtime::data::{ConnectSchema, ConnectType, Data};
+use tributary_runtime::data::{ConnectSchema, ConnectType, Data, SchemaAndValue};
 use tributary_runtime::dead_letter::{ErrantRecordReporter, Stage};
 use tributary_runtime::error::ConnectorError;
-use tributary_runtime::record::{ConsumerOffsets, SinkRecord, TopicPartition};
+use tributary_runtime::record::{ConsumerOffsets, SinkRecord, TopicPartition, TopicRecord};
 
+use crate::compatibility::{self, Decision, RollReason};
 use crate::config::{FormatKind, NullBehavior, S3SinkConfig};
-use crate::format::{FileKind, OpenFile, Prepared, json, rows};
+use crate::format::{FileKind, OpenFile, Prepared, json, parquet, rows};
 use crate::partitioner::{PartitionerConfig, RecordView};
 use crate::store::Store;
 
@@ -125,18 +132,27 @@ pub fn object_key(
     }
 }
 
-/// What identifies a file's schema: a change commits the open files.
+/// What identifies a file's schema: a change commits the open files or projects the record
+/// onto them (`schema.compatibility`).
 #[derive(Debug, Clone)]
 enum SchemaKey {
-    /// Avro writer schema id.
-    Avro(u32),
+    /// Avro writer schema id (datums copied as written), with the Connect schema read from it.
+    Avro(u32, Option<Arc<ConnectSchema>>),
     Connect(Option<Arc<ConnectSchema>>),
+}
+
+impl SchemaKey {
+    fn schema(&self) -> Option<&Arc<ConnectSchema>> {
+        match self {
+            SchemaKey::Avro(_, s) | SchemaKey::Connect(s) => s.as_ref(),
+        }
+    }
 }
 
 impl PartialEq for SchemaKey {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (SchemaKey::Avro(a), SchemaKey::Avro(b)) => a == b,
+            (SchemaKey::Avro(a, _), SchemaKey::Avro(b, _)) => a == b,
             (SchemaKey::Connect(Some(a)), SchemaKey::Connect(Some(b))) => {
                 Arc::ptr_eq(a, b) || a == b
             }
@@ -162,12 +178,14 @@ struct PartitionWriter {
     committed_next: Option<u64>,
 }
 
-/// A record ready to be appended.
-struct Ready {
+/// A record decoded and placed in its encoded partition, not yet encoded for a file.
+struct Placed {
     encoded: String,
     time: i64,
-    schema: Option<SchemaKey>,
-    prepared: Prepared,
+    value: Option<SchemaAndValue>,
+    /// The Avro datum as written (wire header stripped) with its schema id, when AvroFormat
+    /// copies it.
+    framed: Option<(u32, bytes::Bytes)>,
 }
 
 /// The running task.
@@ -183,6 +201,8 @@ pub struct S3SinkTask {
     next_schedule: Option<Instant>,
     /// Set when an upload or a local write failed: the task must restart and replay.
     failed: bool,
+    /// A schema without a version was met under BACKWARD/FORWARD/FULL (warned once).
+    warned_unversioned: bool,
 }
 
 impl S3SinkTask {
@@ -216,9 +236,6 @@ impl S3SinkTask {
                 .with_source(e)
         })?;
         sweep_stale_spill_dirs(&base);
-        if config.schema_compatibility != "NONE" {
-            warn!(schema_compatibility = %config.schema_compatibility, "schema.compatibility other than NONE behaves as NONE: every schema change commits the open objects");
-        }
         if !config.partitioner.is_deterministic() || config.rotate_schedule.is_some() {
             warn!(
                 "timestamp.extractor=Wallclock or rotate.schedule.interval.ms: a replay after a crash may cut objects differently (not exactly-once)"
@@ -236,6 +253,7 @@ impl S3SinkTask {
             avro_schemas: HashMap::new(),
             next_schedule,
             failed: false,
+            warned_unversioned: false,
         })
     }
 
@@ -258,13 +276,13 @@ impl S3SinkTask {
         Ok(())
     }
 
-    /// Decodes and prepares a record; `Ok(None)` when it is skipped (dropped by a transform,
+    /// Decodes and places a record; `Ok(None)` when it is skipped (dropped by a transform,
     /// ignored null, or reported as errant).
-    async fn prepare(
+    async fn place(
         &mut self,
         record: &SinkRecord,
         now_ms: i64,
-    ) -> Result<Option<Ready>, ConnectorError> {
+    ) -> Result<Option<Placed>, ConnectorError> {
         let decoded = match self.decoder.decode_staged(record).await {
             Ok(Some(d)) => d,
             Ok(None) => return Ok(None),
@@ -274,8 +292,7 @@ impl S3SinkTask {
             }
             Err((_, e)) => return Err(e),
         };
-        let value = decoded.value.as_ref();
-        if value.is_none() {
+        if decoded.value.is_none() {
             match self.config.null_behavior {
                 NullBehavior::Ignore => return Ok(None),
                 NullBehavior::Fail => {
@@ -291,7 +308,7 @@ impl S3SinkTask {
         let view = RecordView {
             kafka_partition: record.partition,
             timestamp_ms: decoded.timestamp_ms,
-            value,
+            value: decoded.value.as_ref(),
         };
         let partitioner = &self.config.partitioner;
         let placed = partitioner
@@ -306,103 +323,164 @@ impl S3SinkTask {
                 return Ok(None);
             }
         };
-        let prepared = match self.config.format {
-            FormatKind::Avro => {
-                // Avro values are copied as written (exact, fast); other converters' values
-                // are encoded under the Avro rendering of their Connect schema.
-                let raw = record
+        // Avro values are copied as written (exact, fast); other converters' values, and
+        // values changed by transforms, are encoded from their Connect schema.
+        let framed = match self.config.format {
+            FormatKind::Avro if self.decoder.value_is_avro() && !self.decoder.has_transforms() => {
+                record
                     .record
                     .value
                     .as_ref()
-                    .filter(|_| self.decoder.value_is_avro() && !self.decoder.has_transforms());
-                let framed =
-                    raw.and_then(|v| read_header(v).map(|(id, _)| (id, v.slice(HEADER_LEN..))));
-                match (framed, value) {
-                    (Some((id, datum)), _) => {
-                        Ok((Some(SchemaKey::Avro(id)), Prepared::Avro(datum)))
-                    }
-                    (None, Some(v)) if v.schema.is_some() => {
-                        let schema = v.schema.clone();
-                        let mut datum = Vec::with_capacity(record.record.size());
-                        match schema
-                            .as_deref()
-                            .map(|s| write_avro(s, &v.value, &mut datum))
-                        {
-                            Some(Ok(())) => Ok((
-                                Some(SchemaKey::Connect(schema)),
-                                Prepared::Avro(datum.into()),
-                            )),
-                            Some(Err(e)) => Err(ConnectorError::definite(format!(
-                                "cannot encode the value as Avro: {e}"
-                            ))),
-                            None => Err(ConnectorError::definite(
-                                "AvroFormat needs values with a schema",
-                            )),
-                        }
-                    }
-                    _ => Err(ConnectorError::definite(
-                        "AvroFormat needs values with a schema (AvroConverter, or JsonConverter with schemas.enable=true)",
-                    )),
-                }
+                    .and_then(|v| read_header(v).map(|(id, _)| (id, v.slice(HEADER_LEN..))))
             }
+            _ => None,
+        };
+        Ok(Some(Placed {
+            encoded,
+            time,
+            value: decoded.value,
+            framed,
+        }))
+    }
+
+    /// What identifies the schema of a placed record's file (`None`: the format has none).
+    fn schema_key(&self, placed: &Placed) -> Option<SchemaKey> {
+        let schema = placed.value.as_ref().and_then(|v| v.schema.clone());
+        match self.config.format {
+            FormatKind::Avro => match &placed.framed {
+                Some((id, _)) => Some(SchemaKey::Avro(*id, schema)),
+                None => schema.map(|s| SchemaKey::Connect(Some(s))),
+            },
+            FormatKind::Json => placed
+                .value
+                .as_ref()
+                .map(|v| SchemaKey::Connect(v.schema.clone())),
+            FormatKind::Bytes => None,
+            FormatKind::Parquet => schema
+                .filter(|s| matches!(s.ty, ConnectType::Struct(_)))
+                .map(|s| SchemaKey::Connect(Some(s))),
+        }
+    }
+
+    /// Encodes a placed record for a file of its own schema.
+    fn encode(&self, placed: &Placed, raw: Option<&bytes::Bytes>) -> Result<Prepared, String> {
+        let value = placed.value.as_ref();
+        let size = raw.map_or(0, |v| v.len());
+        match self.config.format {
+            FormatKind::Avro => match (&placed.framed, value) {
+                (Some((_, datum)), _) => Ok(Prepared::Avro(datum.clone())),
+                (None, Some(SchemaAndValue {
+                    schema: Some(schema),
+                    value,
+                })) => {
+                    let mut datum = Vec::with_capacity(size);
+                    write_avro(schema, value, &mut datum)
+                        .map_err(|e| format!("cannot encode the value as Avro: {e}"))?;
+                    Ok(Prepared::Avro(datum.into()))
+                }
+                _ => Err("AvroFormat needs values with a schema (AvroConverter, or JsonConverter with schemas.enable=true)".into()),
+            },
             FormatKind::Json => {
-                let mut line = Vec::with_capacity(record.record.size());
+                let mut line = Vec::with_capacity(size);
                 match value {
                     None => line.extend_from_slice(b"null"),
-                    Some(v) => json::write_json(&mut line, v.schema.as_deref(), &v.value)
-                        .map_err(ConnectorError::definite)?,
+                    Some(v) => json::write_json(&mut line, v.schema.as_deref(), &v.value)?,
                 }
-                Ok((
-                    value.map(|v| SchemaKey::Connect(v.schema.clone())),
-                    Prepared::Line(line),
-                ))
+                Ok(Prepared::Line(line))
             }
-            FormatKind::Bytes => {
-                let bytes = match value.map(|v| &v.value) {
-                    Some(Data::Bytes(b)) => b.to_vec(),
-                    Some(Data::String(s)) => s.as_bytes().to_vec(),
-                    _ => record.record.value.as_deref().unwrap_or_default().to_vec(),
-                };
-                Ok((None, Prepared::Line(bytes)))
-            }
-            FormatKind::Parquet => match value {
-                Some(v)
-                    if matches!(
-                        v.schema.as_deref().map(|s| &s.ty),
-                        Some(ConnectType::Struct(_))
-                    ) =>
-                {
-                    let mut row = Vec::with_capacity(record.record.size());
-                    rows::encode(&mut row, &v.value);
-                    Ok((
-                        Some(SchemaKey::Connect(v.schema.clone())),
-                        Prepared::Row(row),
-                    ))
-                }
-                _ => Err(ConnectorError::definite(
-                    "ParquetFormat needs record values that are structs with a schema (Avro, or JSON with schemas.enable=true)",
-                )),
-            },
-        };
-        match prepared {
-            Ok((schema, prepared)) => Ok(Some(Ready {
-                encoded,
-                time,
-                schema,
-                prepared,
+            FormatKind::Bytes => Ok(Prepared::Line(match value.map(|v| &v.value) {
+                Some(Data::Bytes(b)) => b.to_vec(),
+                Some(Data::String(s)) => s.as_bytes().to_vec(),
+                _ => raw.map(|v| v.to_vec()).unwrap_or_default(),
             })),
-            Err(err) => {
-                self.errors.report(record, Stage::TaskPut, err).await?;
-                Ok(None)
+            FormatKind::Parquet => match value {
+                Some(SchemaAndValue {
+                    schema: Some(schema),
+                    value,
+                }) if matches!(schema.ty, ConnectType::Struct(_)) => {
+                    parquet::check_row(schema, value)?;
+                    let mut row = Vec::with_capacity(size);
+                    rows::encode(&mut row, value);
+                    Ok(Prepared::Row(row))
+                }
+                _ => Err("ParquetFormat needs record values that are structs with a schema (Avro, or JSON with schemas.enable=true)".into()),
+            },
+        }
+    }
+
+    /// Encodes a placed record for the open files of schema `current`, projected onto it
+    /// (`schema.compatibility`); `Ok(None)` when it cannot be (the files then roll).
+    async fn encode_projected(
+        &self,
+        record: &SinkRecord,
+        placed: &Placed,
+        current: &SchemaKey,
+    ) -> Result<Option<Prepared>, ConnectorError> {
+        let (Some(value), Some(target)) = (placed.value.as_ref(), current.schema()) else {
+            return Ok(None);
+        };
+        let Some(source) = value.schema.as_deref() else {
+            return Ok(None);
+        };
+        let projected = match compatibility::project(source, &value.value, target) {
+            Ok(p) => p,
+            Err(reason) => {
+                debug!(topic = %record.topic, partition = record.partition, offset = record.offset, %reason, "record not projectable onto the open files' schema");
+                return Ok(None);
+            }
+        };
+        let projected = Placed {
+            encoded: String::new(),
+            time: 0,
+            value: Some(SchemaAndValue {
+                schema: current.schema().cloned(),
+                value: projected,
+            }),
+            framed: None,
+        };
+        let Ok(prepared) = self.encode(&projected, record.record.value.as_ref()) else {
+            return Ok(None);
+        };
+        // A file of a registry schema holds datums of that schema: the datum encoded from
+        // the Connect schema is used only when that schema reads it back as the same value.
+        if let (SchemaKey::Avro(id, _), Prepared::Avro(datum)) = (current, &prepared) {
+            let mut framed = Vec::with_capacity(HEADER_LEN + datum.len());
+            framed.push(0);
+            framed.extend_from_slice(&id.to_be_bytes());
+            framed.extend_from_slice(datum);
+            let check = SinkRecord {
+                topic: record.topic.clone(),
+                partition: record.partition,
+                offset: record.offset,
+                record: TopicRecord {
+                    key: None,
+                    value: Some(framed.into()),
+                    headers: Vec::new(),
+                    timestamp_ms: record.record.timestamp_ms,
+                },
+            };
+            // A registry outage is transient (the task retries); a datum the schema cannot
+            // read, or reads as another value, is not projectable.
+            let read = match self.decoder.decode(&check).await {
+                Ok(read) => read.and_then(|r| r.value).map(|v| v.value),
+                Err(e) if e.kind == tributary_runtime::error::ErrorKind::Transient => {
+                    return Err(e);
+                }
+                Err(_) => None,
+            };
+            if read.as_ref() != projected.value.as_ref().map(|v| &v.value) {
+                debug!(topic = %record.topic, partition = record.partition, offset = record.offset, schema_id = id, "the projected record does not encode under the open files' Avro schema");
+                return Ok(None);
             }
         }
+        Ok(Some(prepared))
     }
 
     /// The file kind for a new file of this schema.
     async fn file_kind(&mut self, schema: Option<&SchemaKey>) -> Result<FileKind, ConnectorError> {
         let config = &self.config;
         Ok(match (config.format, schema) {
-            (FormatKind::Avro, Some(SchemaKey::Avro(id))) => {
+            (FormatKind::Avro, Some(SchemaKey::Avro(id, _))) => {
                 let text = match self.avro_schemas.get(id) {
                     Some(t) => t.clone(),
                     None => {
@@ -440,56 +518,97 @@ impl S3SinkTask {
         })
     }
 
+    /// A record that leaves nothing in the files still counts as consumed (and as committed
+    /// when no file is open).
+    fn skip(&mut self, tp: TopicPartition, offset: u64) {
+        let w = self.writers.entry(tp).or_default();
+        w.consumed_next = Some(offset + 1);
+        if w.record_count == 0 {
+            w.committed_next = w.consumed_next;
+        }
+    }
+
     async fn handle(&mut self, record: &SinkRecord, now_ms: i64) -> Result<(), ConnectorError> {
         let tp = TopicPartition::new(record.topic.clone(), record.partition);
-        let ready = self.prepare(record, now_ms).await?;
-        let Some(ready) = ready else {
-            let w = self.writers.entry(tp).or_default();
-            w.consumed_next = Some(record.offset + 1);
-            if w.record_count == 0 {
-                w.committed_next = w.consumed_next;
-            }
+        let Some(placed) = self.place(record, now_ms).await? else {
+            self.skip(tp, record.offset);
             return Ok(());
         };
-        // Rotation before the write: schema change, record time.
+        let own_schema = self.schema_key(&placed);
+        // Rotation before the write: record time, then the schema (schema.compatibility).
         let time_partitioned = matches!(self.config.partitioner, PartitionerConfig::Time { .. });
-        let rotate_before = {
-            let w = self.writers.entry(tp.clone()).or_default();
-            let schema_changed =
-                ready.schema.is_some() && w.schema.is_some() && ready.schema != w.schema;
-            let time_up = self.config.rotate_interval_ms.is_some_and(|interval| {
-                ready.time.saturating_sub(w.base_time) >= interval
+        let w = self.writers.entry(tp.clone()).or_default();
+        let time_up = w.record_count > 0
+            && self.config.rotate_interval_ms.is_some_and(|interval| {
+                placed.time.saturating_sub(w.base_time) >= interval
                     || (time_partitioned
-                        && w.last_encoded.as_deref() != Some(ready.encoded.as_str()))
+                        && w.last_encoded.as_deref() != Some(placed.encoded.as_str()))
             });
-            w.record_count > 0 && (schema_changed || time_up)
+        // A file's schema is its first record's, so a replay from a file's start offset cuts
+        // the same files (Confluent keeps the current schema across files).
+        let current = w.schema.clone().filter(|_| w.record_count > 0 && !time_up);
+        let decision = match (&current, &own_schema) {
+            (Some(current), Some(own)) if current != own => Some(compatibility::decide(
+                self.config.schema_compatibility,
+                current.schema().map(|s| &**s),
+                own.schema().map(|s| &**s),
+            )),
+            _ => None,
         };
-        if rotate_before {
+        let mut projected = None;
+        let roll = match (decision, &current) {
+            (Some(Decision::Project), Some(current)) => {
+                projected = self.encode_projected(record, &placed, current).await?;
+                projected.is_none()
+            }
+            (Some(Decision::Roll(reason)), _) => {
+                if reason == RollReason::NoVersion && !self.warned_unversioned {
+                    self.warned_unversioned = true;
+                    warn!(schema_compatibility = ?self.config.schema_compatibility, topic = %record.topic, "a value schema has no version: schema changes commit the open objects as with NONE (Connect schemas need \"version\", Avro schemas \"connect.version\")");
+                }
+                true
+            }
+            _ => false,
+        };
+        let (schema, prepared) = match projected {
+            Some(p) => (current, p),
+            None => match self.encode(&placed, record.record.value.as_ref()) {
+                Ok(p) => (own_schema, p),
+                Err(message) => {
+                    self.errors
+                        .report(record, Stage::TaskPut, ConnectorError::definite(message))
+                        .await?;
+                    self.skip(tp, record.offset);
+                    return Ok(());
+                }
+            },
+        };
+        if time_up || roll {
             self.commit_partition(&tp).await?;
         }
         let kind = if self
             .writers
             .get(&tp)
-            .is_some_and(|w| w.files.contains_key(&ready.encoded))
+            .is_some_and(|w| w.files.contains_key(&placed.encoded))
         {
             None
         } else {
-            Some(self.file_kind(ready.schema.as_ref()).await?)
+            Some(self.file_kind(schema.as_ref()).await?)
         };
         let path = self.spill.path().join(format!("{}.spill", self.next_file));
         let key = object_key(
             &self.config,
             &record.topic,
-            &ready.encoded,
+            &placed.encoded,
             record.partition,
             record.offset,
         );
         let w = self.writers.entry(tp.clone()).or_default();
         if w.record_count == 0 {
-            w.base_time = ready.time;
+            w.base_time = placed.time;
         }
-        if ready.schema.is_some() {
-            w.schema = ready.schema;
+        if schema.is_some() {
+            w.schema = schema;
         }
         if let Some(kind) = kind {
             self.next_file += 1;
@@ -498,10 +617,10 @@ impl S3SinkTask {
                 ConnectorError::transient("cannot create a local spill file (s3.spill.dir)")
                     .with_source(e)
             })?;
-            w.files.insert(ready.encoded.clone(), file);
+            w.files.insert(placed.encoded.clone(), file);
         }
-        if let Some(file) = w.files.get_mut(&ready.encoded)
-            && let Err(e) = file.append(&ready.prepared)
+        if let Some(file) = w.files.get_mut(&placed.encoded)
+            && let Err(e) = file.append(&prepared)
         {
             self.failed = true;
             return Err(ConnectorError::transient(
@@ -510,7 +629,7 @@ impl S3SinkTask {
             .with_source(e));
         }
         w.record_count += 1;
-        w.last_encoded = Some(ready.encoded);
+        w.last_encoded = Some(placed.encoded);
         w.consumed_next = Some(record.offset + 1);
         if w.record_count >= self.config.flush_size {
             self.commit_partition(&tp).await?;

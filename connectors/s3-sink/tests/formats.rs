@@ -326,3 +326,108 @@ for r in t.to_pylist():
         ]
     );
 }
+
+/// Arrays and maps (nested, optional and required) are Parquet LIST and MAP columns: pyarrow
+/// reads them back as lists and maps with their values and nulls.
+#[tokio::test]
+async fn parquet_arrays_and_maps_are_lists_and_maps() {
+    let bucket = Bucket::new("s3pqlist").await;
+    let mut task = bucket
+        .task(
+            &[
+                (
+                    "format.class",
+                    "io.confluent.connect.s3.format.parquet.ParquetFormat",
+                ),
+                ("flush.size", "4"),
+            ],
+            JSON_WITH_SCHEMAS,
+        )
+        .await;
+    let schema = json!({"type": "struct", "name": "inv.baskets.Value", "optional": false, "fields": [
+        {"field": "id", "type": "int32", "optional": false},
+        {"field": "tags", "type": "array", "optional": true,
+         "items": {"type": "string", "optional": true}},
+        {"field": "counts", "type": "map", "optional": false,
+         "keys": {"type": "string", "optional": false},
+         "values": {"type": "int64", "optional": true}},
+        {"field": "lines", "type": "array", "optional": false,
+         "items": {"type": "struct", "optional": false, "fields": [
+            {"field": "sku", "type": "string", "optional": false},
+            {"field": "prices", "type": "array", "optional": false,
+             "items": {"type": "double", "optional": false}}
+         ]}},
+        {"field": "by_day", "type": "map", "optional": true,
+         "keys": {"type": "int32", "optional": false},
+         "values": {"type": "array", "optional": false,
+                    "items": {"type": "int16", "optional": false}}}
+    ]});
+    // JsonConverter writes maps with non-string keys as [[key, value], ...].
+    let payloads = [
+        json!({"id": 0, "tags": ["a", null, "b"], "counts": {"x": 1, "y": null},
+               "lines": [{"sku": "s1", "prices": [1.5, 2.0]}, {"sku": "s2", "prices": []}],
+               "by_day": [[1, [10, 11]], [2, []]]}),
+        json!({"id": 1, "tags": null, "counts": {}, "lines": [], "by_day": null}),
+        json!({"id": 2, "tags": [], "counts": {"z": -5},
+               "lines": [{"sku": "s3", "prices": [0.25]}], "by_day": [[3, [-1]]]}),
+        json!({"id": 3, "tags": [null], "counts": {"k": 9223372036854775807i64},
+               "lines": [{"sku": "s4", "prices": [3.0, 4.0, 5.0]}], "by_day": []}),
+    ];
+    let records = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            record(
+                "inv.baskets",
+                0,
+                i as u64,
+                0,
+                &json!({"schema": schema, "payload": p}),
+            )
+        })
+        .collect();
+    task.put(records).await.expect("put");
+    let key = "topics/inv.baskets/partition=0/inv.baskets+0+0000000000.snappy.parquet";
+    assert_eq!(bucket.keys().await, [key]);
+    let out = bucket
+        .python(
+            r#"
+import sys, json, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+for f in t.schema:
+    print(f.name, f.type, f.nullable)
+for r in t.to_pylist():
+    # pyarrow gives maps as lists of (key, value) tuples.
+    print(json.dumps(r, sort_keys=True))
+"#,
+            key,
+        )
+        .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..5],
+        [
+            "id int32 False",
+            "tags list<element: string> True",
+            // pyarrow names a map's entries after the column, as for its own files.
+            "counts map<string, int64 ('counts')> False",
+            "lines list<element: struct<sku: string not null, prices: list<element: double not null> not null> not null> False",
+            "by_day map<int32, list<element: int16 not null> ('by_day')> True",
+        ]
+    );
+    let rows: Vec<serde_json::Value> = lines[5..]
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let expected = [
+        json!({"id": 0, "tags": ["a", null, "b"], "counts": [["x", 1], ["y", null]],
+               "lines": [{"sku": "s1", "prices": [1.5, 2.0]}, {"sku": "s2", "prices": []}],
+               "by_day": [[1, [10, 11]], [2, []]]}),
+        json!({"id": 1, "tags": null, "counts": [], "lines": [], "by_day": null}),
+        json!({"id": 2, "tags": [], "counts": [["z", -5]],
+               "lines": [{"sku": "s3", "prices": [0.25]}], "by_day": [[3, [-1]]]}),
+        json!({"id": 3, "tags": [null], "counts": [["k", 9223372036854775807i64]],
+               "lines": [{"sku": "s4", "prices": [3.0, 4.0, 5.0]}], "by_day": []}),
+    ];
+    assert_eq!(rows, expected);
+}

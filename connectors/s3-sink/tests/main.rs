@@ -6,6 +6,7 @@ mod env;
 
 mod harness;
 
+mod compatibility;
 mod formats;
 mod rotation;
 mod upload;

@@ -6,17 +6,29 @@
 //! `source` shape) it was built for; a new table version re-derives the schema and
 //! registers it, so column additions, drops and widenings become new subject versions. A
 //! registry rejection is a definite error naming the subject and the registry's reasons.
+//!
+//! # `use.latest.version`
+//!
+//! Records are written with the subject's latest schema and its id. The latest schema is
+//! fetched when a table version is first encoded (so again after a schema change or a task
+//! restart) and then kept, like Confluent's serializer with its default
+//! `latest.cache.ttl.sec=-1`; with `latest.cache.ttl.sec=N` the cached codec expires after N
+//! seconds and the next record fetches the latest schema again (registering a new version
+//! takes effect then, without a restart). When the latest schema is the derived one, records
+//! are written as derived (no cost per record); otherwise they are encoded as derived and
+//! projected onto it by a plan compiled once per (derived schema, latest id)
+//! ([`super::projection`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
 use super::avro::{self, RowPlan, SourceShape, avro_full_name, to_avro};
 use super::connect::{self, ConnectSchema};
 use super::json::ValueModes;
-use super::registry_client::{RegistryTarget, Resolve};
-use super::wire;
+use super::registry_client::{Projections, RegistryTarget, Resolve, Writer};
 use crate::error::ConnectorError;
 use crate::model::{ChangeEvent, Row, SchemaRef, SourceInfo, TableId};
 
@@ -60,13 +72,46 @@ pub struct AvroSettings {
     pub target: RegistryTarget,
     pub resolve: Resolve,
     pub strategy: SubjectStrategy,
+    /// `latest.cache.ttl.sec`: how long a latest schema ([`Resolve::Latest`]) is used before
+    /// it is fetched again; `None` (`-1`, the default): until the table version changes.
+    pub latest_ttl: Option<Duration>,
+}
+
+impl AvroSettings {
+    /// When what is resolved now must be resolved again: only latest schemas with a TTL.
+    pub fn expiry(&self) -> Option<Instant> {
+        match self.resolve {
+            Resolve::Latest => self.latest_ttl.map(|ttl| Instant::now() + ttl),
+            Resolve::Register | Resolve::Lookup => None,
+        }
+    }
+}
+
+/// Whether something resolved with [`AvroSettings::expiry`] `expires` is still to be used.
+fn fresh(expires: Option<Instant>) -> bool {
+    expires.is_none_or(|at| Instant::now() < at)
+}
+
+/// A resolved [`Writer`] and when to resolve it again ([`AvroSettings::expiry`]).
+#[derive(Debug, Clone)]
+pub struct CachedWriter {
+    pub writer: Writer,
+    pub expires: Option<Instant>,
+}
+
+impl CachedWriter {
+    /// The writer, while it is still to be used.
+    pub fn fresh(&self) -> Option<&Writer> {
+        fresh(self.expires).then_some(&self.writer)
+    }
 }
 
 #[derive(Debug)]
 struct TableCodec {
     version: u32,
     shape: Option<SourceShape>,
-    id: u32,
+    writer: Writer,
+    expires: Option<Instant>,
     plan: RowPlan,
 }
 
@@ -81,7 +126,8 @@ pub struct AvroConverter {
     settings: AvroSettings,
     is_key: bool,
     tables: Mutex<TableCache>,
-    json_ids: Mutex<HashMap<Arc<str>, u32>>,
+    json_writers: Mutex<HashMap<Arc<str>, CachedWriter>>,
+    projections: Projections,
 }
 
 /// The Avro schema of schema-less records (schema changes, heartbeats): a JSON string.
@@ -94,7 +140,8 @@ impl AvroConverter {
             settings,
             is_key,
             tables: Mutex::new(HashMap::default()),
-            json_ids: Mutex::new(HashMap::new()),
+            json_writers: Mutex::new(HashMap::new()),
+            projections: Projections::default(),
         }
     }
 
@@ -116,7 +163,8 @@ impl AvroConverter {
                 (Some(shape), Some(src)) => shape.matches(src),
                 (None, None) => true,
                 _ => false,
-            };
+            }
+            && fresh(codec.expires);
         fits.then(|| codec.clone())
     }
 
@@ -151,16 +199,24 @@ impl AvroConverter {
         let record = avro_full_name(schema.name.as_deref().unwrap_or_default());
         let subject = self.settings.strategy.subject(topic, self.is_key, &record);
         let what = format!("{what} of table {} version {}", table.id, table.version);
-        let id = self
+        let expires = self.settings.expiry();
+        let writer = self
             .settings
             .target
-            .resolve(&subject, &text, self.settings.resolve, &what)
+            .resolve(
+                &subject,
+                &text,
+                self.settings.resolve,
+                &what,
+                &self.projections,
+            )
             .await?;
-        info!(subject = %subject, schema_id = id, table = %table.id, table_version = table.version, "avro schema resolved");
+        info!(subject = %subject, schema_id = writer.id, projected = writer.is_projected(), table = %table.id, table_version = table.version, "avro schema resolved");
         let codec = Arc::new(TableCodec {
             version: table.version,
             shape: source.map(SourceShape::of),
-            id,
+            writer,
+            expires,
             plan,
         });
         self.tables
@@ -185,10 +241,10 @@ impl AvroConverter {
             Some(c) => c,
             None => self.prepare(topic, table, None, modes).await?,
         };
-        buf.clear();
-        wire::write_header(buf, codec.id);
-        avro::encode_row(&codec.plan, row, modes, buf)
-            .map_err(|e| encode_error(topic, &table.id, e))
+        codec.writer.write(buf, |out| {
+            avro::encode_row(&codec.plan, row, modes, out)
+                .map_err(|e| encode_error(topic, &table.id, e))
+        })
     }
 
     /// Writes a flat row (every column of `row`, no envelope) as the value into `buf`.
@@ -204,10 +260,10 @@ impl AvroConverter {
             Some(c) => c,
             None => self.prepare(topic, table, None, modes).await?,
         };
-        buf.clear();
-        wire::write_header(buf, codec.id);
-        avro::encode_row(&codec.plan, row, modes, buf)
-            .map_err(|e| encode_error(topic, &table.id, e))
+        codec.writer.write(buf, |out| {
+            avro::encode_row(&codec.plan, row, modes, out)
+                .map_err(|e| encode_error(topic, &table.id, e))
+        })
     }
 
     /// Writes Debezium's envelope for `event` into `buf`.
@@ -225,10 +281,10 @@ impl AvroConverter {
                     .await?
             }
         };
-        buf.clear();
-        wire::write_header(buf, codec.id);
-        avro::encode_envelope(&codec.plan, event, modes, buf)
-            .map_err(|e| encode_error(topic, &event.table.id, e))
+        codec.writer.write(buf, |out| {
+            avro::encode_envelope(&codec.plan, event, modes, out)
+                .map_err(|e| encode_error(topic, &event.table.id, e))
+        })
     }
 
     /// Writes a schema-less JSON document as an Avro string (`io.debezium.data.Json`).
@@ -239,19 +295,21 @@ impl AvroConverter {
         buf: &mut Vec<u8>,
     ) -> Result<(), ConnectorError> {
         let cached = self
-            .json_ids
+            .json_writers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(topic)
-            .copied();
-        let id = match cached {
-            Some(id) => id,
+            .and_then(CachedWriter::fresh)
+            .cloned();
+        let writer = match cached {
+            Some(writer) => writer,
             None => {
                 let subject =
                     self.settings
                         .strategy
                         .subject(topic, self.is_key, "io.debezium.data.Json");
-                let id = self
+                let expires = self.settings.expiry();
+                let writer = self
                     .settings
                     .target
                     .resolve(
@@ -259,19 +317,26 @@ impl AvroConverter {
                         JSON_STRING_SCHEMA,
                         self.settings.resolve,
                         "JSON string schema",
+                        &self.projections,
                     )
                     .await?;
-                self.json_ids
+                self.json_writers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(topic.clone(), id);
-                id
+                    .insert(
+                        topic.clone(),
+                        CachedWriter {
+                            writer: writer.clone(),
+                            expires,
+                        },
+                    );
+                writer
             }
         };
-        buf.clear();
-        wire::write_header(buf, id);
-        avro::write_str(buf, &value.to_string());
-        Ok(())
+        writer.write(buf, |out| {
+            avro::write_str(out, &value.to_string());
+            Ok(())
+        })
     }
 }
 

@@ -5,7 +5,9 @@
 //!   `schemas.enable=true`),
 //! - `io.confluent.connect.avro.AvroConverter` ([`avro_converter`]: Debezium-shaped Avro in
 //!   the Confluent wire format, schemas registered in a Confluent Schema Registry, or in the
-//!   built-in one ([`crate::schema_registry`]) when no `schema.registry.url` is set),
+//!   built-in one ([`crate::schema_registry`]) when no `schema.registry.url` is set; with
+//!   `use.latest.version=true` records are projected onto the subject's latest schema,
+//!   [`projection`]),
 //! - `org.apache.kafka.connect.storage.StringConverter` (the schema-less JSON text).
 //!
 //! Schemas come from one derivation ([`connect`]) so Avro and JSON agree.
@@ -15,6 +17,7 @@ pub mod avro_converter;
 pub mod connect;
 pub mod json;
 pub mod json_schema;
+pub mod projection;
 pub mod registry_client;
 pub mod wire;
 
@@ -59,6 +62,27 @@ fn bool_setting(config: &RawConfig, key: &str, default: bool, errors: &mut Confi
         Some(v) => {
             errors.push(key, format!("must be true or false, got {v:?}"));
             default
+        }
+    }
+}
+
+/// `latest.cache.ttl.sec`: `-1` (the default, Confluent's too) keeps a latest schema until
+/// the table version changes or the task restarts; `N > 0` fetches it again after N seconds.
+pub(crate) fn latest_ttl(
+    config: &RawConfig,
+    key: &str,
+    errors: &mut ConfigErrors,
+) -> Option<std::time::Duration> {
+    let text = config.get(key)?.trim();
+    match text.parse::<i64>() {
+        Ok(-1) => None,
+        Ok(n) if n > 0 => Some(std::time::Duration::from_secs(n.unsigned_abs())),
+        _ => {
+            errors.push(
+                key,
+                format!("must be -1 (keep the latest schema) or a positive number of seconds, got {text:?}"),
+            );
+            None
         }
     }
 }
@@ -130,6 +154,7 @@ pub(crate) fn side_converter(
                 (false, true) => Resolve::Register,
                 (false, false) => Resolve::Lookup,
             };
+            let latest_ttl = latest_ttl(config, &setting("latest.cache.ttl.sec"), errors);
             let strategy_key = setting(&format!("{side}.subject.name.strategy"));
             let strategy = match config.get(&strategy_key) {
                 None => SubjectStrategy::TopicName,
@@ -146,6 +171,7 @@ pub(crate) fn side_converter(
                     target,
                     resolve,
                     strategy,
+                    latest_ttl,
                 },
                 side == "key",
             )))
@@ -528,6 +554,75 @@ mod tests {
         let (_, body) = wire::read_header(&value).expect("framed");
         // id -2 (zig-zag 3), then the union branch of the optional string and "x".
         assert_eq!(body, [3, 2, 2, b'x']);
+    }
+
+    #[tokio::test]
+    async fn use_latest_version_writes_with_the_latest_schema() {
+        let store = Arc::new(SchemaStore::in_memory());
+        schema_registry::install_embedded(store.clone());
+        let table = Arc::new(TableSchema {
+            id: TableId::new("db", "unit_latest"),
+            version: 1,
+            columns: vec![
+                Column::new("id", DataType::Int32, "int").not_null(),
+                Column::new("v", DataType::Text, "text"),
+            ],
+            key: Vec::new(),
+        });
+        let record = SourceRecord {
+            topic: Arc::from("jdbc-unit_latest"),
+            payload: Payload::Row {
+                table,
+                row: Row(vec![Value::Int(-2), Value::Text("x".into())]),
+            },
+            partition: SourcePartition::from_json(&serde_json::json!({})),
+            offset: None,
+        };
+        let mut buf = Vec::new();
+        let registering = encoder(&[("value.converter", AVRO_CONVERTER)]).expect("avro");
+        let derived = registering.encode(&record, &mut buf).await.expect("encode");
+        let subject = "jdbc-unit_latest-value";
+        let v1 = store.version(subject, "latest").expect("registered");
+        // A newer version: `v` dropped, `n` added with a default, `id` widened to long.
+        let mut schema: serde_json::Value = serde_json::from_str(&v1.schema).expect("json");
+        schema["fields"] = serde_json::json!([
+            {"name": "id", "type": "long"},
+            {"name": "n", "type": "int", "default": 7},
+        ]);
+        let v2 = store
+            .register(subject, &schema.to_string())
+            .expect("compatible");
+        let latest = encoder(&[
+            ("value.converter", AVRO_CONVERTER),
+            ("value.converter.use.latest.version", "true"),
+            ("value.converter.auto.register.schemas", "false"),
+        ])
+        .expect("avro");
+        let r = latest.encode(&record, &mut buf).await.expect("encode");
+        let value = r.value.expect("value");
+        let (id, body) = wire::read_header(&value).expect("framed");
+        assert_eq!(id, v2.id);
+        assert_eq!(body, [3, 14]); // id -2, n 7
+        let reader = crate::data::decode::AvroReader::compile(&v2.schema).expect("schema");
+        let mut input = body;
+        assert_eq!(
+            reader.read(&mut input),
+            Ok(crate::data::Data::Struct(vec![
+                crate::data::Data::Int64(-2),
+                crate::data::Data::Int32(7)
+            ]))
+        );
+        // The derived encoding was another one, under the first id.
+        let derived = derived.value.expect("value");
+        assert_eq!(wire::read_header(&derived).map(|(id, _)| id), Some(v1.id));
+        assert_eq!(store.versions(subject).expect("versions"), [1, 2]);
+
+        let errors = encoder(&[
+            ("value.converter", AVRO_CONVERTER),
+            ("value.converter.latest.cache.ttl.sec", "0"),
+        ])
+        .expect_err("0");
+        assert_eq!(errors.0[0].field, "value.converter.latest.cache.ttl.sec");
     }
 
     #[test]

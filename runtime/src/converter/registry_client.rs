@@ -6,11 +6,14 @@
 //! subject and the field); network errors and 5xx are transient (the task restarts with
 //! backoff and re-encodes, nothing is skipped).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value as J, json};
 
+use super::projection::Projection;
+use super::wire;
 use crate::config::Secret;
 use crate::error::ConnectorError;
 use crate::schema_registry::{RegistryError, SchemaStore};
@@ -31,8 +34,86 @@ pub enum Resolve {
     Register,
     /// Use the id it already has under the subject (error when it has none).
     Lookup,
-    /// Use the subject's latest version, whatever it is.
+    /// Write with the subject's latest version: records are projected onto it when it is not
+    /// the derived schema ([`super::projection`]); an error when they cannot be.
     Latest,
+}
+
+/// What records of one derived schema are written with: the schema id of the wire header
+/// and, under `use.latest.version` with a latest schema other than the derived one, the
+/// projection onto it. Without a projection (every other case) writing costs nothing more.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub id: u32,
+    projection: Option<Arc<LatestProjection>>,
+}
+
+#[derive(Debug)]
+struct LatestProjection {
+    subject: String,
+    plan: Arc<Projection>,
+}
+
+impl Writer {
+    /// Writes with schema `id` as derived.
+    pub fn new(id: u32) -> Self {
+        Writer {
+            id,
+            projection: None,
+        }
+    }
+
+    /// Whether records are rewritten into another schema than the derived one.
+    pub fn is_projected(&self) -> bool {
+        self.projection.is_some()
+    }
+
+    /// Replaces `buf` with the wire header and the datum `encode` writes with the derived
+    /// schema (projected onto the latest schema when needed: encoded aside, then rewritten).
+    pub fn write(
+        &self,
+        buf: &mut Vec<u8>,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        buf.clear();
+        wire::write_header(buf, self.id);
+        let Some(latest) = &self.projection else {
+            return encode(buf);
+        };
+        let mut datum = Vec::with_capacity(buf.capacity());
+        encode(&mut datum)?;
+        latest.plan.project(&datum, buf).map_err(|e| {
+            ConnectorError::definite(format!(
+                "use.latest.version: a record cannot be written with the latest schema of subject {} (id {}): {e}",
+                latest.subject, self.id
+            ))
+        })
+    }
+}
+
+/// Projection plans by latest schema id and derived schema text: compiled once per pair,
+/// however many table versions, tasks' caches or latest-schema refreshes lead to it.
+#[derive(Debug, Default)]
+pub struct Projections(Mutex<HashMap<(u32, String), Arc<Projection>>>);
+
+impl Projections {
+    fn get_or_compile(
+        &self,
+        latest_id: u32,
+        derived: &str,
+        latest: &str,
+    ) -> Result<Arc<Projection>, super::projection::ProjectionError> {
+        let key = (latest_id, derived.to_owned());
+        if let Some(plan) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(plan.clone());
+        }
+        let plan = Arc::new(Projection::compile(derived, latest)?);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, plan.clone());
+        Ok(plan)
+    }
 }
 
 impl RegistryClient {
@@ -189,23 +270,25 @@ pub enum RegistryTarget {
 }
 
 impl RegistryTarget {
-    /// The schema id to write for `schema` under `subject`. `what` names the schema in
-    /// errors, e.g. "value schema of table shop.orders".
+    /// What to write records of `schema` with under `subject`. `what` names the schema in
+    /// errors, e.g. "value schema of table shop.orders"; `plans` caches projections
+    /// ([`Resolve::Latest`]).
     pub async fn resolve(
         &self,
         subject: &str,
         schema: &str,
         how: Resolve,
         what: &str,
-    ) -> Result<u32, ConnectorError> {
+        plans: &Projections,
+    ) -> Result<Writer, ConnectorError> {
         let result = match self {
             RegistryTarget::Http(client) => match how {
-                Resolve::Register => client.register(subject, schema).await,
-                Resolve::Lookup => client.lookup(subject, schema).await,
-                Resolve::Latest => match client.latest(subject).await {
-                    Ok((id, latest)) => return same_schema(id, &latest, schema, subject, what),
-                    Err(e) => Err(e),
-                },
+                Resolve::Register => client.register(subject, schema).await.map(Found::Id),
+                Resolve::Lookup => client.lookup(subject, schema).await.map(Found::Id),
+                Resolve::Latest => client
+                    .latest(subject)
+                    .await
+                    .map(|(id, text)| Found::Latest(id, text)),
             },
             RegistryTarget::Embedded => {
                 let store: Arc<SchemaStore> = crate::schema_registry::embedded().ok_or_else(|| {
@@ -213,28 +296,32 @@ impl RegistryTarget {
                         "no schema registry: set value.converter.schema.registry.url (and key.converter.schema.registry.url), or run with the embedded storage, which serves the built-in registry",
                     )
                 })?;
-                let subject = subject.to_owned();
-                let schema = schema.to_owned();
-                let (s, sc) = (subject.clone(), schema.clone());
-                let registered = tokio::task::spawn_blocking(move || match how {
-                    Resolve::Register => store.register(&s, &sc),
-                    Resolve::Lookup => store.lookup(&s, &sc),
-                    Resolve::Latest => store.version(&s, "latest"),
+                let (s, sc) = (subject.to_owned(), schema.to_owned());
+                tokio::task::spawn_blocking(move || match how {
+                    Resolve::Register => store.register(&s, &sc).map(|r| Found::Id(r.id)),
+                    Resolve::Lookup => store.lookup(&s, &sc).map(|r| Found::Id(r.id)),
+                    Resolve::Latest => store
+                        .version(&s, "latest")
+                        .map(|r| Found::Latest(r.id, r.schema)),
                 })
                 .await
                 .map_err(|e| {
                     ConnectorError::transient("schema registry task failed").with_source(e)
-                })?;
-                match (how, registered) {
-                    (Resolve::Latest, Ok(r)) => {
-                        return same_schema(r.id, &r.schema, &schema, &subject, what);
-                    }
-                    (_, r) => r.map(|r| r.id),
-                }
+                })?
             }
         };
-        result.map_err(|e| classify(e, subject, what))
+        match result.map_err(|e| classify(e, subject, what))? {
+            Found::Id(id) => Ok(Writer::new(id)),
+            Found::Latest(id, latest) => latest_writer(id, &latest, schema, subject, what, plans),
+        }
     }
+}
+
+/// What the registry answered.
+enum Found {
+    Id(u32),
+    /// `use.latest.version`: the latest schema's id and text.
+    Latest(u32, String),
 }
 
 impl RegistryTarget {
@@ -268,25 +355,39 @@ impl RegistryTarget {
     }
 }
 
-/// `use.latest.version`: the latest schema is used only when it is the one derived for the
-/// table version (records are written from the table's columns, not projected onto another
-/// schema).
-fn same_schema(
+/// `use.latest.version`: write with the latest schema `(id, latest)`. When it is the derived
+/// schema (compared as JSON: the common case) records are written as derived; otherwise they
+/// are projected onto it ([`super::projection`]), which fails here, definitely, when no record
+/// could be written with it (a field without default, an incompatible type).
+fn latest_writer(
     id: u32,
     latest: &str,
     derived: &str,
     subject: &str,
     what: &str,
-) -> Result<u32, ConnectorError> {
+    plans: &Projections,
+) -> Result<Writer, ConnectorError> {
     let parse = |t: &str| serde_json::from_str::<J>(t).ok();
     if parse(latest).is_some() && parse(latest) == parse(derived) {
-        return Ok(id);
+        return Ok(Writer::new(id));
     }
-    Err(ConnectorError::definite(format!(
-        "use.latest.version: the latest schema of subject {subject} (id {id}) is not the {what}; \
-         writing with a different schema is not supported. Register the derived schema or set \
-         use.latest.version=false"
-    )))
+    let plan = plans.get_or_compile(id, derived, latest).map_err(|e| {
+        ConnectorError::definite(format!(
+            "use.latest.version: the {what} cannot be written with the latest schema of subject \
+             {subject} (id {id}): {e}. Register a version the records fit (a default for every \
+             field they lack, types they promote to) or set use.latest.version=false"
+        ))
+    })?;
+    if plan.is_identity() {
+        return Ok(Writer::new(id));
+    }
+    Ok(Writer {
+        id,
+        projection: Some(Arc::new(LatestProjection {
+            subject: subject.to_owned(),
+            plan,
+        })),
+    })
 }
 
 /// Transient for unreachable registries and server errors, definite for rejections.

@@ -4,8 +4,9 @@
 //!
 //! - Avro: the record's Connect schema rendered by [`avro::to_avro`], resolved in the
 //!   registry exactly as [`crate::converter::avro_converter`] does (same subject strategies,
-//!   auto-register / use-latest), so a transform that adds or drops a field registers a new
-//!   version of the subject. Ids are cached per topic and schema text.
+//!   auto-register / use-latest, records projected onto the latest schema when it is another
+//!   one), so a transform that adds or drops a field registers a new version of the subject.
+//!   Ids are cached per topic and schema text (latest ones for `latest.cache.ttl.sec`).
 //! - JSON: Kafka's `JsonConverter` (`{"schema", "payload"}` with `schemas.enable=true`).
 //! - String: text as is, anything else as JSON.
 //!
@@ -24,9 +25,13 @@ use tracing::info;
 use super::{ConnectRecord, ConnectSchema, ConnectType, Data, SchemaAndValue};
 use crate::config::{RawConfig, Secret};
 use crate::converter::avro::{avro_full_name, to_avro, write_bytes, write_long, write_str};
-use crate::converter::avro_converter::{AvroSettings, JSON_STRING_SCHEMA, SubjectStrategy};
-use crate::converter::registry_client::{RegistryClient, RegistryTarget, Resolve};
-use crate::converter::{AVRO_CONVERTER, STRING_CONVERTER, wire};
+use crate::converter::avro_converter::{
+    AvroSettings, CachedWriter, JSON_STRING_SCHEMA, SubjectStrategy,
+};
+use crate::converter::registry_client::{
+    Projections, RegistryClient, RegistryTarget, Resolve, Writer,
+};
+use crate::converter::{AVRO_CONVERTER, STRING_CONVERTER, latest_ttl};
 use crate::error::ConnectorError;
 use crate::record::TopicRecord;
 
@@ -41,8 +46,9 @@ enum Side {
 struct AvroSide {
     settings: AvroSettings,
     is_key: bool,
-    /// (topic, Avro schema text) -> schema id.
-    ids: Mutex<HashMap<(Arc<str>, String), u32>>,
+    /// (topic, Avro schema text) -> what to write with, until when.
+    writers: Mutex<HashMap<(Arc<str>, String), CachedWriter>>,
+    projections: Projections,
 }
 
 /// Encodes transformed records with a connector's `key.converter*` / `value.converter*`.
@@ -99,14 +105,22 @@ fn side(config: &RawConfig, side: &str) -> Side {
                 .get(&setting(&format!("{side}.subject.name.strategy")))
                 .and_then(|s| SubjectStrategy::parse(s))
                 .unwrap_or(SubjectStrategy::TopicName);
+            // Already checked by `RecordEncoder::from_config`.
+            let latest_ttl = latest_ttl(
+                config,
+                &setting("latest.cache.ttl.sec"),
+                &mut crate::config::ConfigErrors::default(),
+            );
             Side::Avro(AvroSide {
                 settings: AvroSettings {
                     target,
                     resolve,
                     strategy,
+                    latest_ttl,
                 },
                 is_key: side == "key",
-                ids: Mutex::new(HashMap::new()),
+                writers: Mutex::new(HashMap::new()),
+                projections: Projections::default(),
             })
         }
         _ => Side::Json {
@@ -194,22 +208,25 @@ impl Side {
                                 .clone()
                                 .unwrap_or_else(|| "ConnectDefault".into()),
                         };
-                        let id = avro.id(topic, &record_name, text).await?;
-                        wire::write_header(buf, id);
-                        write_avro(schema, &side.value, buf).map_err(|e| encode_error(topic, e))?;
+                        let writer = avro.writer(topic, &record_name, text).await?;
+                        writer.write(buf, |out| {
+                            write_avro(schema, &side.value, out).map_err(|e| encode_error(topic, e))
+                        })?;
                     }
                     None => {
-                        let id = avro
-                            .id(
+                        let writer = avro
+                            .writer(
                                 topic,
                                 "io.debezium.data.Json",
                                 JSON_STRING_SCHEMA.to_owned(),
                             )
                             .await?;
-                        wire::write_header(buf, id);
                         let json =
                             to_json(None, &side.value).map_err(|e| encode_error(topic, e))?;
-                        write_str(buf, &json.to_string());
+                        writer.write(buf, |out| {
+                            write_str(out, &json.to_string());
+                            Ok(())
+                        })?;
                     }
                 }
                 Ok(Bytes::copy_from_slice(buf))
@@ -219,37 +236,51 @@ impl Side {
 }
 
 impl AvroSide {
-    async fn id(
+    async fn writer(
         &self,
         topic: &Arc<str>,
         record: &str,
         text: String,
-    ) -> Result<u32, ConnectorError> {
+    ) -> Result<Writer, ConnectorError> {
         let cache_key = (topic.clone(), text);
-        if let Some(id) = self
-            .ids
+        if let Some(writer) = self
+            .writers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&cache_key)
+            .and_then(CachedWriter::fresh)
         {
-            return Ok(*id);
+            return Ok(writer.clone());
         }
         let subject = self.settings.strategy.subject(topic, self.is_key, record);
         let what = format!(
             "{} schema of transformed records for {topic}",
             if self.is_key { "key" } else { "value" }
         );
-        let id = self
+        let expires = self.settings.expiry();
+        let writer = self
             .settings
             .target
-            .resolve(&subject, &cache_key.1, self.settings.resolve, &what)
+            .resolve(
+                &subject,
+                &cache_key.1,
+                self.settings.resolve,
+                &what,
+                &self.projections,
+            )
             .await?;
-        info!(subject = %subject, schema_id = id, "avro schema of transformed records resolved");
-        self.ids
+        info!(subject = %subject, schema_id = writer.id, projected = writer.is_projected(), "avro schema of transformed records resolved");
+        self.writers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(cache_key, id);
-        Ok(id)
+            .insert(
+                cache_key,
+                CachedWriter {
+                    writer: writer.clone(),
+                    expires,
+                },
+            );
+        Ok(writer)
     }
 }
 

@@ -4,11 +4,14 @@
 //! `topic.creation.default.*` for topics created on demand, `producer.override.*` and
 //! `consumer.override.*` for raw client properties (librdkafka names, which match the Java
 //! client's for the common ones: `linger.ms`, `batch.size`, `compression.type`, ...).
+//! `sink.partition.assignment` (ours) chooses static partition shares or consumer group
+//! membership for sink tasks.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::overrides::{self, Client};
 use crate::config::ConfigErrors;
 
 /// Kafka storage: topics, sink consumer groups and source offsets live in Kafka.
@@ -38,6 +41,27 @@ pub struct KafkaStorageConfig {
     /// Extra consumer properties, applied last (Kafka Connect's `consumer.override.*`).
     #[serde(default, rename = "consumer.override")]
     pub consumer_override: BTreeMap<String, serde_json::Value>,
+    /// How a sink's tasks share its partitions (see [`SinkAssignment`]).
+    #[serde(default, rename = "sink.partition.assignment")]
+    pub sink_assignment: SinkAssignment,
+}
+
+/// How a sink's tasks share the partitions of its topics; both commit in group
+/// `connect-<name>` only what the sink reports durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkAssignment {
+    /// Each task `assign`s its round-robin share of the partitions (the embedded log's split):
+    /// no rebalance ever, for a sink run by this worker alone. The default: it needs nothing
+    /// from the broker's group coordinator (tansu 0.6.0 never reassigns the partitions of a
+    /// member that died), and a task never re-reads what it still buffers.
+    #[default]
+    Static,
+    /// Each task is a member of the consumer group and `subscribe`s, as in Kafka Connect:
+    /// the group shares the partitions among every task of the connector, in this worker
+    /// and in others, and rebalances when tasks come and go (durable offsets are committed
+    /// before a partition is given up).
+    Group,
 }
 
 /// Producer compression codec.
@@ -151,6 +175,7 @@ impl KafkaStorageConfig {
             topic_creation: TopicCreation::default(),
             producer_override: BTreeMap::new(),
             consumer_override: BTreeMap::new(),
+            sink_assignment: SinkAssignment::Static,
         }
     }
 
@@ -199,18 +224,27 @@ impl KafkaStorageConfig {
                 format!("must be delete, compact or compact,delete, got {policy:?}"),
             );
         }
-        for (section, map) in [
-            ("producer.override", &self.producer_override),
-            ("consumer.override", &self.consumer_override),
+        for (client, map) in [
+            (Client::Producer, &self.producer_override),
+            (Client::Consumer, &self.consumer_override),
         ] {
+            let mut scalars = BTreeMap::new();
             for (key, value) in map {
                 if value.is_object() || value.is_array() || value.is_null() {
                     errors.push(
-                        format!("storage.{section}.{key}"),
+                        format!("storage.{}{key}", client.prefix()),
                         "must be a string, number or boolean",
                     );
+                } else {
+                    scalars.insert(key.clone(), property_value(value));
                 }
             }
+            overrides::check(
+                client,
+                &format!("storage.{}", client.prefix()),
+                &scalars,
+                errors,
+            );
         }
     }
 }
@@ -239,6 +273,27 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("cleanup.policy"), "{text}");
+    }
+
+    #[test]
+    fn worker_overrides_that_break_guarantees_are_refused() {
+        let mut c = KafkaStorageConfig::new("127.0.0.1:9092");
+        c.producer_override
+            .insert("acks".into(), serde_json::json!(1));
+        c.producer_override
+            .insert("linger.ms".into(), serde_json::json!(20));
+        c.consumer_override
+            .insert("enable.auto.commit".into(), serde_json::json!(true));
+        let mut errors = ConfigErrors::default();
+        c.validate(&mut errors);
+        let fields: Vec<String> = errors.0.iter().map(|e| e.field.clone()).collect();
+        assert_eq!(
+            fields,
+            [
+                "storage.producer.override.acks",
+                "storage.consumer.override.enable.auto.commit"
+            ]
+        );
     }
 
     #[test]

@@ -11,8 +11,18 @@
 //! would put them.
 //!
 //! # Topics
-//! Created on demand through the Admin API with `topic.creation.default.*` (partitions,
-//! replication factor, `cleanup.policy`, `retention.ms`); an existing topic is used as is.
+//! Created on demand through the Admin API; an existing topic is used as is. A source
+//! connector with `topic.creation.*` keys (KIP-158, [`super::topic_creation`]) creates its
+//! topics with the settings of the group that matches; otherwise the worker's
+//! `storage.topic.creation.default` (partitions, replication factor, `cleanup.policy`,
+//! `retention.ms`) applies.
+//!
+//! # Per-connector clients
+//! [`TopicStore::for_connector`] gives a connector's tasks a view of the store with the
+//! connector's own settings ([`ConnectorKafkaSettings`]): a producer of its own when it sets
+//! `producer.override.*` (else the worker's, shared), its consumers built with
+//! `consumer.override.*` on top of the worker's, its topic creation rules. Metadata, admin
+//! and the cache of known topics stay shared.
 //!
 //! # Errors
 //! Record-level failures that retrying cannot fix (message too large, invalid record,
@@ -35,7 +45,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tracing::info;
 
 use super::config::{KafkaStorageConfig, property_value};
+use super::connector_settings::ConnectorKafkaSettings;
 use super::consumer::KafkaConsumer;
+use super::topic_creation::TopicCreationRules;
 use crate::error::{ConnectorError, ErrorKind};
 use crate::storage::{
     PartitionInfo, ProduceRecord, TopicConsumer, TopicInfo, TopicSelector, TopicStore,
@@ -88,7 +100,9 @@ pub(crate) fn base_client_config(config: &KafkaStorageConfig) -> ClientConfig {
     c
 }
 
-/// The producer's properties: durability first, then tuning, then `producer.override.*`.
+/// The producer's properties: durability, tuning, then `producer.override.*` (the worker's,
+/// then the connector's), then durability again: validation refuses overrides that would
+/// weaken it ([`super::overrides`]), and this makes sure none does.
 pub(crate) fn producer_config(config: &KafkaStorageConfig) -> ClientConfig {
     let mut c = base_client_config(config);
     c.set("acks", "all")
@@ -101,6 +115,25 @@ pub(crate) fn producer_config(config: &KafkaStorageConfig) -> ClientConfig {
     for (key, value) in &config.producer_override {
         c.set(key, property_value(value));
     }
+    c.set("acks", "all").set("enable.idempotence", "true");
+    c
+}
+
+/// `config` with a connector's overrides added after the worker's.
+fn with_connector_overrides(
+    config: &KafkaStorageConfig,
+    settings: &ConnectorKafkaSettings,
+) -> KafkaStorageConfig {
+    let mut c = config.clone();
+    let as_json = |map: &std::collections::BTreeMap<String, String>| {
+        map.iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect::<Vec<_>>()
+    };
+    c.producer_override
+        .extend(as_json(&settings.producer_override));
+    c.consumer_override
+        .extend(as_json(&settings.consumer_override));
     c
 }
 
@@ -113,15 +146,23 @@ pub(crate) fn create_producer(
     })
 }
 
-/// [`TopicStore`] on Kafka.
+/// [`TopicStore`] on Kafka: the worker's store, or a connector's view of it
+/// ([`TopicStore::for_connector`]).
 pub struct KafkaStore {
+    /// The effective config: the worker's, with the connector's overrides in a view.
     config: KafkaStorageConfig,
-    producer: FutureProducer,
+    /// The worker's producer (the offset store writes with it).
+    worker_producer: FutureProducer,
+    /// This view's producer: the worker's, or the connector's own when it overrides
+    /// properties (an invalid combination fails the first produce, as a config error).
+    producer: Result<FutureProducer, String>,
+    /// The connector's topic creation rules (KIP-158), if it has any.
+    topic_creation: Option<Arc<TopicCreationRules>>,
     admin: Arc<AdminClient<DefaultClientContext>>,
     /// A client used only for metadata and watermarks.
     metadata: Arc<BaseConsumer>,
-    /// Partition counts of topics known to exist.
-    known: Mutex<HashMap<String, u32>>,
+    /// Partition counts of topics known to exist (shared by every view).
+    known: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl KafkaStore {
@@ -139,11 +180,37 @@ impl KafkaStore {
         })?;
         Ok(Arc::new(KafkaStore {
             config,
-            producer,
+            worker_producer: producer.clone(),
+            producer: Ok(producer),
+            topic_creation: None,
             admin: Arc::new(admin),
             metadata: Arc::new(metadata),
-            known: Mutex::new(HashMap::new()),
+            known: Arc::new(Mutex::new(HashMap::new())),
         }))
+    }
+
+    /// A view of this store with a connector's own settings (see the module doc).
+    pub fn with_connector(&self, connector: &str, settings: &ConnectorKafkaSettings) -> Self {
+        let config = with_connector_overrides(&self.config, settings);
+        let producer = if settings.producer_override.is_empty() {
+            self.producer.clone()
+        } else {
+            create_producer(&config).map_err(|e| {
+                format!(
+                    "connector {connector}: producer.override.* gives an invalid producer: {}",
+                    e.trace()
+                )
+            })
+        };
+        KafkaStore {
+            config,
+            worker_producer: self.worker_producer.clone(),
+            producer,
+            topic_creation: settings.topic_creation.clone().map(Arc::new),
+            admin: self.admin.clone(),
+            metadata: self.metadata.clone(),
+            known: self.known.clone(),
+        }
     }
 
     pub fn config(&self) -> &KafkaStorageConfig {
@@ -152,7 +219,22 @@ impl KafkaStore {
 
     /// The worker's producer (shared with the Kafka offset store).
     pub fn producer(&self) -> &FutureProducer {
-        &self.producer
+        &self.worker_producer
+    }
+
+    fn known(&self, topic: &str) -> Option<u32> {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+            .copied()
+    }
+
+    fn remember(&self, topic: &str, partitions: u32) {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic.to_owned(), partitions);
     }
 
     /// Partition counts of every topic, from fresh metadata.
@@ -176,10 +258,12 @@ impl KafkaStore {
             return Ok(*n);
         }
         let creation = &self.config.topic_creation;
+        let partitions = partitions.unwrap_or(creation.partitions);
+        let replication_factor = replication_factor.unwrap_or(creation.replication_factor);
         let mut new_topic = NewTopic::new(
             topic,
-            partitions.unwrap_or(creation.partitions),
-            TopicReplication::Fixed(replication_factor.unwrap_or(creation.replication_factor)),
+            partitions,
+            TopicReplication::Fixed(replication_factor),
         );
         for (key, value) in configs {
             new_topic = new_topic.set(key, value);
@@ -201,7 +285,13 @@ impl KafkaStore {
                 }
             }
         }
-        info!(topic, "created Kafka topic");
+        info!(
+            topic,
+            partitions,
+            replication_factor,
+            configs = ?configs,
+            "created Kafka topic"
+        );
         // Metadata propagates asynchronously; wait until the topic is visible.
         let deadline = Instant::now() + METADATA_TIMEOUT;
         loop {
@@ -237,14 +327,51 @@ pub(crate) fn topic_partitions<C: rdkafka::consumer::ConsumerContext>(
 #[async_trait]
 impl TopicStore for KafkaStore {
     async fn ensure_topic(&self, topic: &str) -> Result<u32, ConnectorError> {
-        if let Some(n) = self.known.lock().expect("lock").get(topic) {
-            return Ok(*n);
+        if let Some(n) = self.known(topic) {
+            return Ok(n);
         }
-        let configs = self.config.topic_creation.configs();
-        let configs: Vec<(&str, String)> = configs.into_iter().collect();
-        let n = self.create_topic(topic, None, None, &configs).await?;
-        self.known.lock().expect("lock").insert(topic.to_owned(), n);
+        let n = match &self.topic_creation {
+            Some(rules) => {
+                let (group, settings) = rules.for_topic(topic);
+                let configs: Vec<(&str, String)> = settings
+                    .configs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .collect();
+                let n = self
+                    .create_topic(
+                        topic,
+                        Some(settings.partitions),
+                        Some(settings.replication_factor),
+                        &configs,
+                    )
+                    .await
+                    .map_err(|e| {
+                        let message =
+                            format!("{} (settings of topic.creation group {group})", e.message);
+                        ConnectorError::new(e.kind, message)
+                    })?;
+                tracing::debug!(topic, group, "topic creation group");
+                n
+            }
+            None => {
+                let configs = self.config.topic_creation.configs();
+                self.create_topic(topic, None, None, &configs).await?
+            }
+        };
+        self.remember(topic, n);
         Ok(n)
+    }
+
+    fn for_connector(
+        &self,
+        connector: &str,
+        settings: &ConnectorKafkaSettings,
+    ) -> Option<Arc<dyn TopicStore>> {
+        if settings.is_empty() {
+            return None;
+        }
+        Some(Arc::new(self.with_connector(connector, settings)))
     }
 
     async fn ensure_dead_letter_topic(
@@ -252,8 +379,8 @@ impl TopicStore for KafkaStore {
         topic: &str,
         replication_factor: i16,
     ) -> Result<u32, ConnectorError> {
-        if let Some(n) = self.known.lock().expect("lock").get(topic) {
-            return Ok(*n);
+        if let Some(n) = self.known(topic) {
+            return Ok(n);
         }
         let n = self
             .create_topic(topic, Some(1), Some(i32::from(replication_factor)), &[])
@@ -266,7 +393,7 @@ impl TopicStore for KafkaStore {
                 );
                 ConnectorError::new(e.kind, message)
             })?;
-        self.known.lock().expect("lock").insert(topic.to_owned(), n);
+        self.remember(topic, n);
         Ok(n)
     }
 
@@ -274,6 +401,13 @@ impl TopicStore for KafkaStore {
         &self,
         records: Vec<ProduceRecord>,
     ) -> BoxFuture<'static, Result<(), ConnectorError>> {
+        let producer = match &self.producer {
+            Ok(producer) => producer,
+            Err(message) => {
+                let err = ConnectorError::config(message.clone());
+                return Box::pin(async move { Err(err) });
+            }
+        };
         let mut pending = Vec::with_capacity(records.len());
         for r in records {
             let mut headers = OwnedHeaders::new_with_capacity(r.record.headers.len());
@@ -295,14 +429,14 @@ impl TopicStore for KafkaStore {
             }
             // Enqueue in order; when the local queue is full, let deliveries drain first.
             loop {
-                match self.producer.send_result(record) {
+                match producer.send_result(record) {
                     Ok(delivery) => {
                         pending.push(delivery);
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         record = back;
-                        self.producer.poll(Duration::from_millis(10));
+                        producer.poll(Duration::from_millis(10));
                     }
                     Err((err, _)) => {
                         let err = kafka_error(&format!("cannot produce to {}", r.topic), err);
@@ -346,6 +480,16 @@ impl TopicStore for KafkaStore {
         tokio::task::spawn_blocking(move || list_topics(&client))
             .await
             .map_err(|e| ConnectorError::transient("metadata task failed").with_source(e))?
+    }
+
+    async fn cluster_id(&self) -> Result<Option<String>, ConnectorError> {
+        let client = self.metadata.clone();
+        let id =
+            tokio::task::spawn_blocking(move || client.client().fetch_cluster_id(METADATA_TIMEOUT))
+                .await
+                .map_err(|e| ConnectorError::transient("metadata task failed").with_source(e))?;
+        id.map(Some)
+            .ok_or_else(|| ConnectorError::transient("the Kafka cluster did not report its id"))
     }
 }
 

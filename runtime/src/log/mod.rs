@@ -2,13 +2,17 @@
 //! nothing but the binary.
 //!
 //! ```text
-//!  produce() ──► writer thread ──write──► active segment ──fsync──► publish high watermark
-//!                 (group commit: drains every queued            │
-//!                  request, one fsync per dirty partition)      └─► acks resolve, readers wake
+//!  produce() ──► writer thread ──write──► active segment ─► syncer thread ──fsync──► publish
+//!                 (group commit: drains every queued      (one group behind the    high watermark
+//!                  request)                                writer; one fsync per    │
+//!                                                          dirty partition)         └─► acks resolve,
+//!                                                                                       readers wake
 //! ```
 //!
 //! * Append returns only when the records are durable under the configured [`FsyncPolicy`]
-//!   (`always`: fsync before the ack, with group commit).
+//!   (`always`: fsync before the ack, with group commit). With `always` the fsync of one
+//!   group runs on the syncer thread while the writer writes the next, so writes and fsyncs
+//!   overlap; the high watermark moves only to the end captured before the fsync started.
 //! * Readers never see past the high watermark, so nothing un-synced is ever served.
 //! * On open, the active segment of each partition is scanned and a torn tail (short frame or
 //!   CRC mismatch) is truncated; corruption inside a sealed segment refuses to open.
@@ -33,6 +37,7 @@ use crate::durable_file::{create_dir_durable, write_atomic};
 use crate::error::ErrorKind;
 use crate::record::{ConsumerOffsets, TopicPartition, TopicRecord};
 
+use partition::SyncPoint;
 pub use partition::{Partition, ReadCursor};
 
 /// When appended records are forced to disk.
@@ -510,6 +515,14 @@ fn enforce_retention(shared: &Shared) {
 }
 
 /// The single writer: group commit of everything queued, then acknowledge.
+/// A written group of requests on its way to the syncer thread (`fsync: always`).
+struct SyncJob {
+    requests: Vec<WriteRequest>,
+    results: Vec<Result<Vec<u64>, LogError>>,
+    /// Where each partition the group wrote to ends.
+    points: Vec<SyncPoint>,
+}
+
 fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<WriteRequest>) {
     const RETENTION_EVERY: Duration = Duration::from_secs(30);
     let mut buf = Vec::with_capacity(1 << 20);
@@ -519,6 +532,28 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<WriteRequest>) {
     let tick = match shared.config.fsync {
         FsyncPolicy::Interval { interval_ms } => Duration::from_millis(interval_ms.max(1)),
         _ => RETENTION_EVERY,
+    };
+    // fsync=always: a group's fsync runs on the syncer thread while this thread writes the
+    // next group, so appends and fsyncs overlap instead of taking turns. A record is still
+    // acknowledged (and readable) only after an fsync that started after it was written.
+    let mut syncer = match shared.config.fsync {
+        FsyncPolicy::Always => {
+            // One job waiting: the writer runs at most one group ahead of the fsyncs;
+            // requests arriving meanwhile queue up and join the next (larger) group.
+            let (tx, jobs) = mpsc::sync_channel::<SyncJob>(1);
+            let syncer_shared = shared.clone();
+            match std::thread::Builder::new()
+                .name("log-syncer".into())
+                .spawn(move || syncer_loop(&syncer_shared, jobs))
+            {
+                Ok(handle) => Some((tx, handle)),
+                Err(e) => {
+                    error!(error = %e, "cannot start the log syncer thread; fsyncing on the writer thread");
+                    None
+                }
+            }
+        }
+        _ => None,
     };
     loop {
         let first = match rx.recv_timeout(tick) {
@@ -561,6 +596,30 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<WriteRequest>) {
                 Some(e) => Err(e),
                 None => Ok(bases),
             });
+        }
+        if let Some((tx, _)) = &syncer {
+            // The records are written: free them now rather than after the fsync.
+            for req in &mut requests {
+                for (_, records) in &mut req.entries {
+                    drop(std::mem::take(records));
+                }
+            }
+            let job = SyncJob {
+                points: dirty.iter().map(|p| p.sync_point()).collect(),
+                requests,
+                results,
+            };
+            if let Err(mpsc::SendError(job)) = tx.send(job) {
+                // The syncer is gone (it can only have panicked): finish here from now on.
+                error!("the log syncer thread stopped; fsyncing on the writer thread");
+                complete_jobs(&shared, vec![job]);
+                syncer = None;
+            }
+            if last_retention.elapsed() >= RETENTION_EVERY {
+                enforce_retention(&shared);
+                last_retention = Instant::now();
+            }
+            continue;
         }
         // Make them durable per the policy, then let readers see them.
         let sync_now = match shared.config.fsync {
@@ -613,10 +672,76 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<WriteRequest>) {
             last_retention = Instant::now();
         }
     }
-    // Shutting down: make the interval policy's pending writes durable too.
+    // Shutting down: the syncer finishes the groups handed to it, then stops.
+    if let Some((tx, handle)) = syncer {
+        drop(tx);
+        if handle.join().is_err() {
+            error!("the log syncer thread panicked");
+        }
+    }
+    // Make the interval policy's pending writes durable too.
     for p in unsynced {
         if let Err(e) = p.sync() {
             error!(topic = %p.topic, partition = p.id, error = %e, "fsync at shutdown failed");
+        }
+    }
+}
+
+/// The syncer thread: fsyncs the groups the writer hands over, in order, then publishes
+/// them and answers their requests. Groups that queued up while it was syncing share one
+/// fsync per partition.
+fn syncer_loop(shared: &Shared, jobs: mpsc::Receiver<SyncJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while let Ok(next) = jobs.try_recv() {
+            batch.push(next);
+        }
+        complete_jobs(shared, batch);
+    }
+}
+
+/// fsyncs every partition the jobs wrote to (up to the last job's end), lets readers see the
+/// synced records and answers each request: an error when its write or an fsync of a
+/// partition it touched failed.
+fn complete_jobs(shared: &Shared, jobs: Vec<SyncJob>) {
+    // The latest point per partition: syncing its handle covers the earlier jobs too
+    // (records in segments rolled since were synced by the roll).
+    let mut points: Vec<&SyncPoint> = Vec::new();
+    for point in jobs.iter().flat_map(|j| &j.points) {
+        match points
+            .iter_mut()
+            .find(|p| Arc::ptr_eq(&p.partition, &point.partition))
+        {
+            Some(slot) => *slot = point,
+            None => points.push(point),
+        }
+    }
+    let mut sync_failures: Vec<(Arc<Partition>, Arc<LogError>)> = Vec::new();
+    for point in &points {
+        match point.sync() {
+            Ok(()) => point.partition.publish_up_to(point.end),
+            Err(e) => {
+                let p = &point.partition;
+                error!(topic = %p.topic, partition = p.id, error = %e, "fsync failed");
+                sync_failures.push((p.clone(), Arc::new(e)));
+            }
+        }
+    }
+    if !points.is_empty() {
+        shared.appended.send_modify(|g| *g = g.wrapping_add(1));
+    }
+    for job in jobs {
+        for (req, result) in job.requests.into_iter().zip(job.results) {
+            let failed_sync = sync_failures
+                .iter()
+                .find(|(f, _)| req.entries.iter().any(|(p, _)| Arc::ptr_eq(p, f)))
+                .map(|(_, e)| e.clone());
+            let reply = match (result, failed_sync) {
+                (Err(e), _) => Err(Arc::new(e)),
+                (Ok(_), Some(e)) => Err(e),
+                (Ok(bases), None) => Ok(bases),
+            };
+            let _ = req.done.send(reply);
         }
     }
 }

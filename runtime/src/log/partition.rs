@@ -32,9 +32,30 @@ impl ReadCursor {
 struct State {
     /// Ascending by base offset; the last one is the active segment.
     segments: Vec<Segment>,
-    /// Append handle of the active segment (`None` when opened read-only).
-    writer: Option<File>,
+    /// Append handle of the active segment (`None` when opened read-only). Shared with the
+    /// log's syncer thread, which fsyncs it while the writer appends the next group.
+    writer: Option<Arc<File>>,
     next_offset: u64,
+}
+
+/// A partition's written end and the handle to fsync for it ([`Partition::sync_point`]).
+pub(crate) struct SyncPoint {
+    pub partition: Arc<Partition>,
+    file: Option<Arc<File>>,
+    pub end: u64,
+}
+
+impl SyncPoint {
+    /// fsyncs the handle without holding the partition lock, so the writer can append the
+    /// next group meanwhile. A partition poisoned by an earlier failure is never synced
+    /// again (after a failed fsync the page cache state is unknown).
+    pub(crate) fn sync(&self) -> Result<(), LogError> {
+        self.partition.check_not_poisoned()?;
+        if let Some(file) = &self.file {
+            file.sync_data().map_err(|e| self.partition.poison(e))?;
+        }
+        Ok(())
+    }
 }
 
 pub struct Partition {
@@ -127,7 +148,9 @@ impl Partition {
                 .last()
                 .ok_or_else(|| LogError::Internal("no segment".into()))?;
             let path = segment::segment_path(dir, active.base);
-            Some(segment::open_for_append(&path, active.size).map_err(|e| LogError::io(&path, e))?)
+            Some(Arc::new(
+                segment::open_for_append(&path, active.size).map_err(|e| LogError::io(&path, e))?,
+            ))
         };
         Ok(Partition {
             topic,
@@ -171,12 +194,7 @@ impl Partition {
         buf: &mut Vec<u8>,
         segment_bytes: u64,
     ) -> Result<u64, LogError> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(LogError::Poisoned {
-                topic: self.topic.to_string(),
-                partition: self.id,
-            });
-        }
+        self.check_not_poisoned()?;
         let mut state = self.lock();
         let base = state.next_offset;
         let mut remaining = records;
@@ -222,16 +240,16 @@ impl Partition {
             writer,
             next_offset,
         } = state;
-        let writer = writer.as_mut().ok_or(LogError::ReadOnly)?;
+        let mut writer: &File = writer.as_deref().ok_or(LogError::ReadOnly)?;
         let active = segments
             .last_mut()
             .ok_or_else(|| LogError::Internal("no segment".into()))?;
         let start_size = active.size;
         if let Err(e) = writer.write_all(buf) {
             // Cut the partial write off so the file stays a clean sequence of frames.
-            let rewound = writer
-                .set_len(start_size)
-                .and_then(|()| std::io::Seek::seek(writer, std::io::SeekFrom::Start(start_size)));
+            let rewound = writer.set_len(start_size).and_then(|()| {
+                std::io::Seek::seek(&mut writer, std::io::SeekFrom::Start(start_size))
+            });
             if rewound.is_err() {
                 self.poisoned.store(true, Ordering::Release);
             }
@@ -246,7 +264,7 @@ impl Partition {
 
     /// Seals the active segment and starts a new one at the next offset.
     fn roll(&self, state: &mut State) -> Result<(), LogError> {
-        if let Some(writer) = state.writer.as_mut() {
+        if let Some(writer) = state.writer.as_deref() {
             writer.sync_data().map_err(|e| self.poison(e))?;
         }
         if let Some(active) = state.segments.last() {
@@ -256,8 +274,9 @@ impl Partition {
         let base = state.next_offset;
         let segment = new_segment(&self.dir, base, false)?;
         let path = segment::segment_path(&self.dir, base);
-        state.writer =
-            Some(segment::open_for_append(&path, 0).map_err(|e| LogError::io(&path, e))?);
+        state.writer = Some(Arc::new(
+            segment::open_for_append(&path, 0).map_err(|e| LogError::io(&path, e))?,
+        ));
         state.segments.push(segment);
         Ok(())
     }
@@ -270,17 +289,45 @@ impl Partition {
 
     /// Makes everything written so far durable.
     pub(crate) fn sync(&self) -> Result<(), LogError> {
-        let mut state = self.lock();
-        if let Some(writer) = state.writer.as_mut() {
+        let state = self.lock();
+        if let Some(writer) = state.writer.as_deref() {
             writer.sync_data().map_err(|e| self.poison(e))?;
         }
         Ok(())
+    }
+
+    /// What a sync of everything written so far needs, taken without syncing: the active
+    /// segment's handle and the offset after the last written record. Segments sealed
+    /// before it were synced when they were rolled, so syncing this handle (off the
+    /// partition lock, see [`SyncPoint::sync`]) makes every record below `end` durable.
+    pub(crate) fn sync_point(self: &Arc<Self>) -> SyncPoint {
+        let state = self.lock();
+        SyncPoint {
+            partition: self.clone(),
+            file: state.writer.clone(),
+            end: state.next_offset,
+        }
+    }
+
+    /// Lets readers see records below `end` (never moves the high watermark back).
+    pub(crate) fn publish_up_to(&self, end: u64) {
+        self.high_watermark.fetch_max(end, Ordering::AcqRel);
     }
 
     /// Lets readers see everything written so far.
     pub(crate) fn publish(&self) {
         let next = self.lock().next_offset;
         self.high_watermark.store(next, Ordering::Release);
+    }
+
+    fn check_not_poisoned(&self) -> Result<(), LogError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(LogError::Poisoned {
+                topic: self.topic.to_string(),
+                partition: self.id,
+            });
+        }
+        Ok(())
     }
 
     /// Deletes sealed segments that fall outside the retention limits.

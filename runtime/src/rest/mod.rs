@@ -46,6 +46,7 @@ pub use auth::Authenticator;
 pub use error::ApiError;
 
 use crate::config::{ConfigErrors, RestConfig, RestTlsConfig};
+use crate::error::ConnectorError;
 use crate::worker::Worker;
 use gitops::DirectoryReconciler;
 use loggers::LogLevels;
@@ -63,6 +64,8 @@ pub struct RestState {
     /// Serialises changes (create, update, delete, lifecycle, offsets), so two requests for
     /// one name cannot both create it; shared with the directory reconciler.
     writes: Arc<tokio::sync::Mutex<()>>,
+    /// `GET /`'s `kafka_cluster_id`, asked of the storage once it answers.
+    cluster_id: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl RestState {
@@ -75,6 +78,7 @@ impl RestState {
             loggers: Arc::new(loggers::ReloadableLevels::detached("info")),
             reconciler: None,
             writes: Arc::default(),
+            cluster_id: Arc::default(),
         }
     }
 
@@ -204,8 +208,34 @@ async fn root(State(state): State<RestState>) -> Json<serde_json::Value> {
     Json(json!({
         "version": crate::VERSION,
         "commit": option_env!("TRIBUTARY_COMMIT").unwrap_or("unknown"),
-        "kafka_cluster_id": format!("tributary-embedded-{}", state.worker.worker_id()),
+        "kafka_cluster_id": cluster_id(&state).await,
     }))
+}
+
+/// The Kafka cluster's id on the Kafka storage (cached once the broker answered; `null`
+/// while it cannot be asked); on the embedded log, which is no Kafka cluster, a stable id
+/// naming this worker.
+async fn cluster_id(state: &RestState) -> Option<String> {
+    let store = state.worker.store().clone();
+    let worker_id = state.worker.worker_id().to_owned();
+    let asked = state
+        .cluster_id
+        .get_or_try_init(|| async move {
+            Ok::<_, ConnectorError>(
+                store
+                    .cluster_id()
+                    .await?
+                    .unwrap_or_else(|| format!("tributary-embedded-{worker_id}")),
+            )
+        })
+        .await;
+    match asked {
+        Ok(id) => Some(id.clone()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot ask the Kafka cluster for its id");
+            None
+        }
+    }
 }
 
 async fn health(State(state): State<RestState>) -> Json<serde_json::Value> {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::RestState;
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::worker::admin::ConnectorOffset;
 
 /// `{"offsets": [{"partition": {...}, "offset": {...}}]}`.
@@ -27,14 +27,29 @@ pub async fn get_offsets(
     Ok(Json(OffsetsBody { offsets }))
 }
 
-/// `PATCH /connectors/{name}/offsets`: sets the given partitions' offsets (`null` removes).
+/// `?force=true` on `PATCH .../offsets` (a Tributary extension).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlterQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `PATCH /connectors/{name}/offsets[?force=true]`: sets the given partitions' offsets
+/// (`null` removes). A source's new positions are first checked against its server (a
+/// purged binlog, an LSN behind the slot are refused); `force=true` skips that check, for
+/// positions the operator knows better than the server (e.g. a server being restored).
 pub async fn alter_offsets(
     State(state): State<RestState>,
     ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<AlterQuery>,
     ApiJson(body): ApiJson<OffsetsBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let _writing = state.write().await;
-    state.worker.alter_offsets(&name, body.offsets).await?;
+    state
+        .worker
+        .alter_offsets(&name, body.offsets, query.force)
+        .await?;
     Ok(Json(
         json!({"message": "The offsets for this connector have been altered successfully"}),
     ))

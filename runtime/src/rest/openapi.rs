@@ -163,7 +163,7 @@ pub const ENDPOINTS: &[(&str, &str, &str, u16, Option<&str>)] = &[
     (
         "patch",
         "/connectors/{name}/offsets",
-        "Alter offsets (connector must be STOPPED); null offset removes",
+        "Alter offsets (connector must be STOPPED); null offset removes; a source's positions are checked against its server unless ?force=true",
         200,
         Some("Offsets"),
     ),

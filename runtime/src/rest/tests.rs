@@ -1276,6 +1276,17 @@ async fn source_offsets_change_only_when_stopped() {
         let r = send(app, "PATCH", "/connectors/src/offsets", Some(bad.clone())).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
     }
+    // `force` is a boolean query parameter; anything else in the query is refused.
+    let again = json!({"offsets": [{"partition": {"datagen": "src"}, "offset": {"seq": 9}}]});
+    for (query, status) in [
+        ("?force=true", StatusCode::OK),
+        ("?force=maybe", StatusCode::BAD_REQUEST),
+        ("?forse=true", StatusCode::BAD_REQUEST),
+    ] {
+        let path = format!("/connectors/src/offsets{query}");
+        let r = send(app, "PATCH", &path, Some(again.clone())).await;
+        assert_eq!(r.status, status, "{query}: {}", r.body);
+    }
 
     // Resuming from seq 9 re-emits 10..49 and commits forward from the rewound position.
     send(app, "PUT", "/connectors/src/resume", None).await;
@@ -1943,6 +1954,47 @@ async fn metrics_report_task_counters_and_log_partitions() {
     );
     assert!(text.contains("tributary_connectors 1"), "{text}");
     assert!(text.contains("process_resident_memory_bytes "), "{text}");
+}
+
+/// A stopped sink's lag is the whole backlog and stays so; resumed, it drains to 0.
+#[tokio::test]
+async fn sink_lag_is_measured_when_scraped() {
+    let h = harness().await;
+    let r = send(
+        &h.app,
+        "POST",
+        "/connectors",
+        Some(datagen("lagsrc", "lag", 40)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let out = h.dir.path().join("lag.jsonl");
+    let sink = json!({
+        "name": "lagsink",
+        "initial_state": "STOPPED",
+        "config": {
+            "connector.class": "FileStreamSink",
+            "topics": "lag.orders",
+            "file": out.to_string_lossy(),
+        }
+    });
+    let r = send(&h.app, "POST", "/connectors", Some(sink)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let series =
+        "tributary_sink_lag_records{connector=\"lagsink\",topic=\"lag.orders\",partition=\"0\"}";
+    eventually("a backlog of 40 for the stopped sink", || async {
+        let (_, text) = get_text(&h.app, "/metrics").await;
+        text.contains(&format!("{series} 40")).then_some(())
+    })
+    .await;
+    let r = send(&h.app, "PUT", "/connectors/lagsink/resume", None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    eventually("the resumed sink drained its backlog", || async {
+        let (_, text) = get_text(&h.app, "/metrics").await;
+        text.contains(&format!("{series} 0")).then_some(())
+    })
+    .await;
+    h.worker.shutdown().await;
 }
 
 #[tokio::test]

@@ -257,11 +257,13 @@ impl Worker {
         }
     }
 
-    /// Alters some offsets (`PATCH /connectors/{name}/offsets`); only when STOPPED.
+    /// Alters some offsets (`PATCH /connectors/{name}/offsets`); only when STOPPED. New
+    /// source positions are checked against the source server unless `force`.
     pub async fn alter_offsets(
         &self,
         name: &str,
         changes: Vec<ConnectorOffset>,
+        force: bool,
     ) -> Result<(), AdminError> {
         let kind = self.require_stopped(name).await?;
         if changes.is_empty() {
@@ -312,7 +314,13 @@ impl Worker {
                         }
                     }
                 }
-                self.check_source_positions(name, &checks).await?;
+                if force {
+                    if !checks.is_empty() {
+                        tracing::warn!(connector = %name, positions = checks.len(), "offsets altered with force=true: the new positions were not checked against the source server");
+                    }
+                } else {
+                    self.check_source_positions(name, &checks).await?;
+                }
                 let next = current
                     .into_iter()
                     .map(|(partition, offset)| StoredOffset { partition, offset })
@@ -654,6 +662,14 @@ impl TopicConsumer for RecordingConsumer {
 
     fn assignment(&self) -> Vec<TopicPartition> {
         self.inner.assignment()
+    }
+
+    fn revoking(&self) -> Vec<TopicPartition> {
+        self.inner.revoking()
+    }
+
+    async fn release(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectorError> {
+        self.inner.release(partitions).await
     }
 }
 

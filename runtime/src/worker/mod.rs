@@ -124,10 +124,21 @@ struct TaskHandle {
     join: JoinHandle<()>,
 }
 
+/// One partition's backlog for one sink ([`Worker::sink_lag`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkLag {
+    pub connector: String,
+    pub topic: String,
+    pub partition: u32,
+    pub records: u64,
+}
+
 struct ConnectorEntry {
     config: ConnectorConfig,
     target: TargetState,
     kind: ConnectorKind,
+    /// Sinks: the topics they consume (for the scrape-time lag).
+    topics: Option<crate::storage::TopicSelector>,
     tasks: Vec<TaskHandle>,
 }
 
@@ -299,8 +310,14 @@ impl Worker {
 
     /// Validates without side effects, with the worker's converter defaults applied.
     pub fn validate(&self, config: &ConnectorConfig) -> Result<Validated, ConfigErrors> {
-        self.registry
-            .validate(&self.config.with_converter_defaults(config))
+        let mut validated = self
+            .registry
+            .validate(&self.config.with_converter_defaults(config))?;
+        if matches!(self.config.storage, StorageConfig::Embedded { .. }) {
+            let ignored = validated.kafka.embedded_warnings();
+            validated.warnings.extend(ignored);
+        }
+        Ok(validated)
     }
 
     /// What `POST /connectors` and `PUT /connectors/{name}/config` check beyond
@@ -381,6 +398,7 @@ impl Worker {
                 config,
                 target,
                 kind,
+                topics: validated.topics.clone(),
                 tasks,
             },
         );
@@ -446,6 +464,14 @@ impl Worker {
             .collect()
     }
 
+    /// The store a connector's tasks use: the worker's, or (Kafka) a view of it with the
+    /// connector's `producer.override.*`, `consumer.override.*` and `topic.creation.*`.
+    fn connector_store(&self, name: &str, validated: &Validated) -> Arc<dyn TopicStore> {
+        self.store
+            .for_connector(name, &validated.kafka)
+            .unwrap_or_else(|| self.store.clone())
+    }
+
     fn runner(
         &self,
         name: &str,
@@ -467,7 +493,9 @@ impl Worker {
                     )
                     .unwrap_or_else(|_| unreachable!("empty converter config is valid"))
                 }),
-                store: self.active_topics.store_for(name, self.store.clone()),
+                store: self
+                    .active_topics
+                    .store_for(name, self.connector_store(name, validated)),
                 offsets: self.offsets.clone(),
                 progress,
                 commit_interval,
@@ -484,7 +512,9 @@ impl Worker {
                     .topics
                     .clone()
                     .unwrap_or(crate::storage::TopicSelector::Names(Vec::new())),
-                store: self.active_topics.store_for(name, self.store.clone()),
+                store: self
+                    .active_topics
+                    .store_for(name, self.connector_store(name, validated)),
                 progress,
                 commit_interval,
                 decoder: validated.decoder.clone().unwrap_or_else(|| {
@@ -649,6 +679,52 @@ impl Worker {
             .get(name)
             .ok_or_else(|| WorkerError::NotFound(name.to_owned()))?;
         Ok(entry.tasks.iter().map(|t| t.progress.snapshot()).collect())
+    }
+
+    /// Every sink's lag at this moment, per consumed partition of the embedded log: records
+    /// between its committed offset (or the partition's start) and the partition's end. It
+    /// grows while a sink is stalled, unlike the per-record source lag. Empty on Kafka
+    /// storage, where the consumer group's lag is the broker's to report.
+    pub async fn sink_lag(&self) -> Vec<SinkLag> {
+        let Some(log) = &self.log else {
+            return Vec::new();
+        };
+        let sinks: Vec<(String, crate::storage::TopicSelector)> = self
+            .connectors
+            .lock()
+            .await
+            .iter()
+            .filter_map(|(name, e)| Some((name.clone(), e.topics.clone()?)))
+            .collect();
+        if sinks.is_empty() {
+            return Vec::new();
+        }
+        let Ok(topics) = self.store.list_topics().await else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (name, selector) in sinks {
+            let Ok(committed) = log.group_offsets(&group_id(&name)) else {
+                continue;
+            };
+            for t in topics.iter().filter(|t| selector.matches(&t.name)) {
+                for p in &t.partitions {
+                    let tp = crate::record::TopicPartition::new(t.name.as_str(), p.partition);
+                    let from = committed
+                        .get(&tp)
+                        .copied()
+                        .unwrap_or(p.log_start_offset)
+                        .max(p.log_start_offset);
+                    out.push(SinkLag {
+                        connector: name.clone(),
+                        topic: t.name.clone(),
+                        partition: p.partition,
+                        records: p.high_watermark.saturating_sub(from),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Drains every task (in-flight records become durable and committed) and stops.

@@ -129,6 +129,19 @@ impl SinkRun {
                 self.progress.consumed_batch(&records);
                 task.put(records).await?;
             }
+            // A consumer group takes partitions away (Kafka rebalance): commit what the sink
+            // made durable for them while still their owner, forget them, give them up.
+            let revoking = consumer.revoking();
+            if !revoking.is_empty() {
+                self.commit(task, consumer, &consumed, &mut committed)
+                    .await?;
+                for tp in &revoking {
+                    consumed.remove(tp);
+                    committed.remove(tp);
+                }
+                opened.retain(|tp| !revoking.contains(tp));
+                consumer.release(&revoking).await?;
+            }
             if consumed != committed && last_commit.elapsed() >= self.commit_interval {
                 self.commit(task, consumer, &consumed, &mut committed)
                     .await?;
