@@ -190,6 +190,52 @@ async fn datagen_through_kafka_into_a_file_sink() {
     let stored = worker.offsets().load("gen").await.expect("load offsets");
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(stored[0].offset.value["seq"], serde_json::json!(total - 1));
+    // The sink's offsets (KIP-875 GET) come from its consumer group in Kafka: every
+    // partition committed past the last record the sink wrote (the file's lines carry
+    // topic, partition and offset; tansu's watermarks are not reliable).
+    let mut ends: std::collections::BTreeMap<(String, u64), u64> = Default::default();
+    for line in std::fs::read_to_string(&out).expect("sink file").lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        let key = (
+            v["topic"].as_str().expect("topic").to_owned(),
+            v["partition"].as_u64().expect("partition"),
+        );
+        let next = v["offset"].as_u64().expect("offset") + 1;
+        let end = ends.entry(key).or_default();
+        *end = (*end).max(next);
+    }
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    // Commits trail the file's last line a little: wait for them, then compare.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let committed = loop {
+        let committed: std::collections::BTreeMap<(String, u64), u64> = worker
+            .connector_offsets(&sink_name)
+            .await
+            .expect("sink offsets")
+            .iter()
+            .map(|o| {
+                let offset = o.offset.as_ref().expect("an offset");
+                (
+                    (
+                        o.partition["kafka_topic"]
+                            .as_str()
+                            .expect("topic")
+                            .to_owned(),
+                        o.partition["kafka_partition"].as_u64().expect("partition"),
+                    ),
+                    offset["kafka_offset"].as_u64().expect("kafka_offset"),
+                )
+            })
+            .collect();
+        if committed == ends || Instant::now() >= deadline {
+            break committed;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        committed, ends,
+        "the sink's group offsets are the topics' ends"
+    );
     worker.shutdown().await;
 }
 

@@ -97,6 +97,18 @@ pub trait TopicStore: Send + Sync {
 
     async fn list_topics(&self) -> Result<Vec<TopicInfo>, ConnectorError>;
 
+    /// A consumer group's committed offsets on the topics `selector` matches, from the
+    /// storage itself (`GET /connectors/{sink}/offsets` on Kafka); `Ok(None)` for backends
+    /// whose groups the worker reads directly (the embedded log).
+    async fn group_offsets(
+        &self,
+        group: &str,
+        selector: &TopicSelector,
+    ) -> Result<Option<ConsumerOffsets>, ConnectorError> {
+        let _ = (group, selector);
+        Ok(None)
+    }
+
     /// The Kafka cluster id (`GET /` reports it as Kafka Connect does); `Ok(None)` for
     /// backends that are not a Kafka cluster.
     async fn cluster_id(&self) -> Result<Option<String>, ConnectorError> {

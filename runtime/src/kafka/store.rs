@@ -49,6 +49,7 @@ use super::connector_settings::ConnectorKafkaSettings;
 use super::consumer::KafkaConsumer;
 use super::topic_creation::TopicCreationRules;
 use crate::error::{ConnectorError, ErrorKind};
+use crate::record::{ConsumerOffsets, TopicPartition};
 use crate::storage::{
     PartitionInfo, ProduceRecord, TopicConsumer, TopicInfo, TopicSelector, TopicStore,
 };
@@ -482,6 +483,21 @@ impl TopicStore for KafkaStore {
             .map_err(|e| ConnectorError::transient("metadata task failed").with_source(e))?
     }
 
+    async fn group_offsets(
+        &self,
+        group: &str,
+        selector: &TopicSelector,
+    ) -> Result<Option<ConsumerOffsets>, ConnectorError> {
+        let metadata = self.metadata.clone();
+        let config = super::consumer::consumer_config(&self.config, group);
+        let selector = selector.clone();
+        tokio::task::spawn_blocking(move || {
+            committed_group_offsets(&metadata, &config, &selector).map(Some)
+        })
+        .await
+        .map_err(|e| ConnectorError::transient("metadata task failed").with_source(e))?
+    }
+
     async fn cluster_id(&self) -> Result<Option<String>, ConnectorError> {
         let client = self.metadata.clone();
         let id =
@@ -491,6 +507,46 @@ impl TopicStore for KafkaStore {
         id.map(Some)
             .ok_or_else(|| ConnectorError::transient("the Kafka cluster did not report its id"))
     }
+}
+
+/// The offsets `group` committed on every partition of the topics `selector` matches (a
+/// client in the group that neither subscribes nor joins asks the group coordinator).
+fn committed_group_offsets(
+    metadata: &BaseConsumer,
+    config: &ClientConfig,
+    selector: &TopicSelector,
+) -> Result<ConsumerOffsets, ConnectorError> {
+    let topics = metadata
+        .fetch_metadata(None, METADATA_TIMEOUT)
+        .map_err(|e| kafka_error("cannot fetch Kafka metadata", e))?;
+    let mut list = rdkafka::TopicPartitionList::new();
+    for t in topics.topics() {
+        if t.error().is_some() || !selector.matches(t.name()) {
+            continue;
+        }
+        for p in t.partitions() {
+            list.add_partition(t.name(), p.id());
+        }
+    }
+    let mut out = ConsumerOffsets::new();
+    if list.count() == 0 {
+        return Ok(out);
+    }
+    let asker: BaseConsumer = config
+        .create()
+        .map_err(|e| kafka_error("cannot create a consumer to read group offsets", e))?;
+    let committed = asker
+        .committed_offsets(list, METADATA_TIMEOUT)
+        .map_err(|e| kafka_error("cannot read the group's committed offsets", e))?;
+    for e in committed.elements() {
+        if let (rdkafka::Offset::Offset(n), Ok(partition)) =
+            (e.offset(), u32::try_from(e.partition()))
+            && n >= 0
+        {
+            out.insert(TopicPartition::new(e.topic(), partition), n as u64);
+        }
+    }
+    Ok(out)
 }
 
 /// Topics with partition watermarks (as the broker reports them; tansu's memory engine

@@ -247,7 +247,8 @@ impl Worker {
                     .collect())
             }
             ConnectorKind::Sink => Ok(self
-                .sink_offsets(name)?
+                .sink_offsets_anywhere(name)
+                .await?
                 .into_iter()
                 .map(|(tp, offset)| ConnectorOffset {
                     partition: serde_json::json!({"kafka_topic": &*tp.topic, "kafka_partition": tp.partition}),
@@ -457,6 +458,30 @@ impl Worker {
         Ok(entry.kind)
     }
 
+    /// A sink's committed offsets: from the embedded log, or from its consumer group
+    /// (`connect-<name>`) in Kafka.
+    async fn sink_offsets_anywhere(&self, name: &str) -> Result<ConsumerOffsets, AdminError> {
+        if self.log.is_some() {
+            return self.sink_offsets(name);
+        }
+        let topics = self
+            .connectors
+            .lock()
+            .await
+            .get(name)
+            .and_then(|e| e.topics.clone());
+        let Some(topics) = topics else {
+            return Ok(ConsumerOffsets::new());
+        };
+        match self.store.group_offsets(&group_id(name), &topics).await {
+            Ok(offsets) => Ok(offsets.unwrap_or_default()),
+            Err(e) => Err(AdminError::Storage {
+                context: format!("cannot read the consumer group offsets of {name}"),
+                source: e,
+            }),
+        }
+    }
+
     fn sink_offsets(&self, name: &str) -> Result<ConsumerOffsets, AdminError> {
         let Some(log) = &self.log else {
             return Ok(ConsumerOffsets::new());
@@ -478,9 +503,12 @@ impl Worker {
         replace: bool,
     ) -> Result<(), AdminError> {
         let Some(log) = &self.log else {
-            return Err(AdminError::BadRequest(
-                "sink offsets are only kept by the embedded log".into(),
-            ));
+            return Err(AdminError::BadRequest(format!(
+                "altering a sink's offsets is supported on the embedded log only; on Kafka, \
+                 reset the consumer group {} with kafka-consumer-groups --reset-offsets while \
+                 the connector is STOPPED",
+                group_id(name)
+            )));
         };
         let group = group_id(name);
         if replace {
