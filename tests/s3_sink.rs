@@ -214,22 +214,7 @@ async fn datagen_to_s3_avro_survives_kill_9() {
     .expect("parquet sink config");
 
     // Kill -9 at random points while the source produces and the sink uploads.
-    for kill in 0..4 {
-        let mut child = start(&data, &connectors);
-        let wait = Duration::from_millis(rand::random_range(400..2000));
-        std::thread::sleep(wait);
-        assert!(
-            child.try_wait().expect("try_wait").is_none(),
-            "tributary exited before kill {kill}"
-        );
-        child.kill().expect("kill -9");
-        child.wait().expect("reap");
-        eprintln!(
-            "kill {kill} after {wait:?}: source seq {:?}, sink committed {:?}",
-            committed_source_seq(&data),
-            committed_sink(&data, "lake")
-        );
-    }
+    kill_four_times(&data, &connectors);
 
     // Run to the end: the source is done and every complete object is committed.
     let mut child = start(&data, &connectors);
@@ -596,22 +581,7 @@ async fn time_partitioned_s3_objects_survive_kill_9() {
     )
     .expect("sink config");
 
-    for kill in 0..4 {
-        let mut child = start(&data, &connectors);
-        let wait = Duration::from_millis(rand::random_range(400..2000));
-        std::thread::sleep(wait);
-        assert!(
-            child.try_wait().expect("try_wait").is_none(),
-            "tributary exited before kill {kill}"
-        );
-        child.kill().expect("kill -9");
-        child.wait().expect("reap");
-        eprintln!(
-            "kill {kill} after {wait:?}: source seq {:?}, sink committed {:?}",
-            committed_source_seq(&data),
-            committed_sink(&data, "lake")
-        );
-    }
+    kill_four_times(&data, &connectors);
 
     // Run until the source is done and the sink has committed every object the model closes.
     let mut child = start(&data, &connectors);
@@ -785,4 +755,24 @@ async fn time_partitioned_s3_objects_survive_kill_9() {
         paths.len(),
         seqs.len()
     );
+}
+
+/// Starts the worker and kills it with SIGKILL after a random 0.4–2 s, four times.
+fn kill_four_times(data: &Path, connectors: &Path) {
+    for kill in 0..4 {
+        let mut child = start(data, connectors);
+        let wait = Duration::from_millis(rand::random_range(400..2000));
+        std::thread::sleep(wait);
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "tributary exited before kill {kill}"
+        );
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+        eprintln!(
+            "kill {kill} after {wait:?}: source seq {:?}, sink committed {:?}",
+            committed_source_seq(data),
+            committed_sink(data, "lake")
+        );
+    }
 }
