@@ -6,7 +6,7 @@
 #
 # Scenarios:
 #   mysql      MariaDB catch-up (default 500k rows) vs mariadb-binlog --read-from-remote-server,
-#              plain and -v, over the same binlog range
+#              plain and -v, over the same binlog range [--kafka: also into the test Kafka]
 #   postgres   PostgreSQL catch-up (default 500k rows) vs pg_recvlogical, each on its own copy
 #              of one slot made before the load
 #   latency    commit -> durable in the log with a steady writer

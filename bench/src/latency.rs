@@ -284,6 +284,7 @@ async fn mysql_round(
         durable_times: true,
         timeout_secs: TIMEOUT_SECS,
         sink: Some(target.sink(&topic)),
+        kafka: None,
     })?;
     admin.query_drop(format!("USE {db}")).await?;
     admin
@@ -351,6 +352,7 @@ async fn postgres_round(
         durable_times: true,
         timeout_secs: TIMEOUT_SECS,
         sink: Some(target.sink(&topic)),
+        kafka: None,
     })?;
     client
         .batch_execute(&crate::postgres::insert_rows(&table, 1, WARMUP))

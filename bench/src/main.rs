@@ -83,6 +83,10 @@ pub struct Args {
     /// Write an SVG chart of records over time for the catch-up runs (mysql, postgres).
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+    /// mysql: also run the catch-up into the test environment's Kafka broker
+    /// (`TRIB_KAFKA_BOOTSTRAP`) instead of the embedded log.
+    #[arg(long)]
+    pub kafka: bool,
     #[arg(skip)]
     pub repeat: usize,
     #[arg(skip)]

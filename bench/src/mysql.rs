@@ -61,6 +61,8 @@ pub struct Servers {
     pub cdc: Opts,
     pub binlog_bin: String,
     pub client_bin: String,
+    /// The test environment's Kafka broker, if it has one.
+    pub kafka: Option<String>,
 }
 
 impl Servers {
@@ -71,6 +73,7 @@ impl Servers {
                 .context("TRIB_MARIADB_CDC_URL")?,
             binlog_bin: env.get("TRIB_MARIADB_BINLOG_BIN")?.to_owned(),
             client_bin: env.get("TRIB_MARIADB_BIN")?.to_owned(),
+            kafka: env.get("TRIB_KAFKA_BOOTSTRAP").ok().map(str::to_owned),
         })
     }
 
@@ -172,6 +175,14 @@ async fn catchup_in(servers: &Servers, admin: &mut Conn, db: &str, args: &Args) 
     let mut plain = Series::default();
     let mut verbose = Series::default();
     let mut ours = Series::default();
+    let mut ours_kafka = Series::default();
+    let kafka = if args.kafka {
+        Some(servers.kafka.clone().context(
+            "--kafka: TRIB_KAFKA_BOOTSTRAP is not in the test environment; run scripts/test-env.sh up",
+        )?)
+    } else {
+        None
+    };
     let mut samples = Vec::new();
     let mut out_mb = Vec::new();
     for round in 1..=args.repeat {
@@ -192,11 +203,25 @@ async fn catchup_in(servers: &Servers, admin: &mut Conn, db: &str, args: &Args) 
                     durable_times: false,
                     timeout_secs: TIMEOUT_SECS,
                     sink: None,
+                    kafka: None,
                 };
                 let (result, usage) = side::run(&spec)?;
                 ours.push(result.secs, &usage);
                 out_mb.push(result.log_bytes as f64 / 1e6);
                 samples.push(result.samples);
+                if let Some(bootstrap) = &kafka {
+                    say(format!(
+                        "round {round}/{}: tributary catch-up into Kafka",
+                        args.repeat
+                    ));
+                    let dir = tempfile::tempdir()?;
+                    let (result, usage) = side::run(&SideSpec {
+                        data_dir: dir.path().to_path_buf(),
+                        kafka: Some(bootstrap.clone()),
+                        ..spec
+                    })?;
+                    ours_kafka.push(result.secs, &usage);
+                }
                 continue;
             }
             for (series, v) in [(&mut plain, false), (&mut verbose, true)] {
@@ -238,9 +263,14 @@ async fn catchup_in(servers: &Servers, admin: &mut Conn, db: &str, args: &Args) 
             &verbose,
         ),
         ("tributary catch-up → Avro → embedded log (fsync)", &ours),
+        (
+            "tributary catch-up → Avro → Kafka (acks=all, idempotent)",
+            &ours_kafka,
+        ),
     ];
     let table_rows = readers
         .iter()
+        .filter(|(_, s)| !s.secs.is_empty())
         .map(|(label, s)| Row {
             label: (*label).to_owned(),
             cells: vec![

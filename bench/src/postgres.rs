@@ -263,6 +263,7 @@ async fn catchup_in(server: &Server, args: &Args) -> Result<Report> {
                     durable_times: false,
                     timeout_secs: TIMEOUT_SECS,
                     sink: None,
+                    kafka: None,
                 };
                 let (result, usage) = side::run(&spec)?;
                 ours.push(result.secs, &usage);

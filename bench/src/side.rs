@@ -19,7 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use tributary_runtime::config::{ConnectorConfig, WorkerConfig};
+use tributary_runtime::config::{ConnectorConfig, StorageConfig, WorkerConfig};
+use tributary_runtime::kafka::KafkaStorageConfig;
 use tributary_runtime::offsets::StoredOffset;
 use tributary_runtime::record::{OffsetOrder, SourceOffset, SourcePartition};
 use tributary_runtime::registry::Registry;
@@ -54,6 +55,10 @@ pub struct SideSpec {
     /// A sink connector created beside the source (the latency scenario's JDBC target).
     #[serde(default)]
     pub sink: Option<BTreeMap<String, String>>,
+    /// Kafka bootstrap servers: the worker stores topics in Kafka instead of the embedded
+    /// log, and a record counts once its delivery report says it is durable.
+    #[serde(default)]
+    pub kafka: Option<String>,
 }
 
 /// What the child reports.
@@ -86,11 +91,21 @@ pub async fn child_main(spec_json: &str) -> Result<()> {
     registry.register(Arc::new(tributary_mysql_binlog::MySqlPlugin));
     registry.register(Arc::new(tributary_postgres::PostgresPlugin));
     registry.register(Arc::new(tributary_jdbc_sink::JdbcSinkPlugin));
+    let storage = match &spec.kafka {
+        None => StorageConfig::default(),
+        Some(bootstrap) => {
+            let mut kafka = KafkaStorageConfig::new(bootstrap.clone());
+            // A fresh offsets topic per run: the seeded offset must not meet a later one.
+            kafka.offsets_topic = format!("{}-offsets-{:08x}", spec.topic, rand::random::<u32>());
+            StorageConfig::Kafka(kafka)
+        }
+    };
     let worker = Worker::start(
         WorkerConfig {
             data_dir: spec.data_dir.clone(),
             offset_flush_interval_ms: 1000,
             progress_interval_secs: 3600,
+            storage,
             ..Default::default()
         },
         registry,
@@ -130,11 +145,18 @@ pub async fn child_main(spec_json: &str) -> Result<()> {
             });
         }
     }
-    let log = worker
-        .embedded_log()
-        .context("the worker has no embedded log")?
-        .clone();
-    let mut appended = log.subscribe();
+    if spec.kafka.is_some() {
+        // No registry server here: the built-in registry, in memory, serves the converters
+        // (one lookup per table version; the records' encoding is unchanged).
+        tributary_runtime::schema_registry::install_embedded(Arc::new(
+            tributary_runtime::schema_registry::SchemaStore::in_memory(),
+        ));
+    }
+    let log = worker.embedded_log().cloned();
+    if log.is_none() && spec.kafka.is_none() {
+        bail!("the worker has no embedded log");
+    }
+    let mut appended = log.as_ref().map(|l| l.subscribe());
     let started = Instant::now();
     worker
         .put_config(ConnectorConfig {
@@ -153,13 +175,20 @@ pub async fn child_main(spec_json: &str) -> Result<()> {
             .map_err(|e| anyhow!("cannot create the sink connector: {e}"))?;
     }
     let deadline = started + Duration::from_secs(spec.timeout_secs);
-    let durable = |topic: &str| -> (u64, u64) {
-        log.topic(topic).map_or((0, 0), |t| {
-            (
-                t.partitions.iter().map(|p| p.high_watermark()).sum(),
-                t.partitions.iter().map(|p| p.size_bytes()).sum(),
-            )
-        })
+    // Durable records (and their bytes in the log): the embedded log's high watermark, or
+    // on Kafka the source task's acknowledged records (bytes are the broker's business).
+    let durable = async |topic: &str| -> (u64, u64) {
+        match &log {
+            Some(log) => log.topic(topic).map_or((0, 0), |t| {
+                (
+                    t.partitions.iter().map(|p| p.high_watermark()).sum(),
+                    t.partitions.iter().map(|p| p.size_bytes()).sum(),
+                )
+            }),
+            None => worker.progress(NAME).await.map_or((0, 0), |tasks| {
+                (tasks.iter().map(|p| p.metrics.records_durable).sum(), 0)
+            }),
+        }
     };
     let mut result = SideResult::default();
     let mut expect = None;
@@ -168,7 +197,7 @@ pub async fn child_main(spec_json: &str) -> Result<()> {
     let mut next_sample = 0.0;
     let mut next_status = Instant::now();
     loop {
-        let (count, bytes) = durable(&spec.topic);
+        let (count, bytes) = durable(&spec.topic).await;
         let now = started.elapsed().as_secs_f64();
         if spec.durable_times && count != last {
             result.durable.push((count, unix_nanos()));
@@ -220,7 +249,12 @@ pub async fn child_main(spec_json: &str) -> Result<()> {
                 spec.timeout_secs
             );
         }
-        let _ = tokio::time::timeout(Duration::from_millis(20), appended.changed()).await;
+        match &mut appended {
+            Some(appended) => {
+                let _ = tokio::time::timeout(Duration::from_millis(20), appended.changed()).await;
+            }
+            None => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
     }
     worker.shutdown().await;
     println!("RESULT {}", serde_json::to_string(&result)?);

@@ -80,6 +80,7 @@ async fn mysql(env: &TestEnv, args: &SourceArgs, rows: u64) -> Result<Table> {
                 durable_times: false,
                 timeout_secs: TIMEOUT_SECS,
                 sink: None,
+                kafka: None,
             })?;
             ours.push(result.secs, &usage);
             }
@@ -161,6 +162,7 @@ async fn postgres(env: &TestEnv, args: &SourceArgs, rows: u64) -> Result<Table> 
                         durable_times: false,
                         timeout_secs: TIMEOUT_SECS,
                         sink: None,
+                        kafka: None,
                     })?;
                     ours.push(result.secs, &usage);
                 }
