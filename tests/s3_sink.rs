@@ -364,21 +364,7 @@ async fn datagen_to_s3_avro_survives_kill_9() {
         "log": log.iter().map(|((t, _), ds)| (t.clone(), ds.iter().map(|d| hex(d)).collect::<Vec<_>>())).collect::<BTreeMap<_, _>>(),
         "tails": committed.iter().map(|((t, _), o)| (t.clone(), *o)).collect::<BTreeMap<_, _>>(),
     });
-    let spec_path = dir.path().join("spec.json");
-    std::fs::write(&spec_path, spec.to_string()).expect("write spec");
-    let out = Command::new(&env.python)
-        .arg("-c")
-        .arg(CHECK_PY)
-        .arg(&spec_path)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("python output is JSON");
+    let result = python_check(&env.python, CHECK_PY, &spec, dir.path());
     assert_eq!(
         result["mismatches"],
         serde_json::json!([]),
@@ -694,21 +680,7 @@ async fn time_partitioned_s3_objects_survive_kill_9() {
         "log": log.iter().map(|((t, _), rs)| (t.clone(), rs.iter().map(|(ts, d)| (*ts, hex(d))).collect::<Vec<_>>())).collect::<BTreeMap<_, _>>(),
         "tails": committed.iter().map(|((t, _), o)| (t.clone(), *o)).collect::<BTreeMap<_, _>>(),
     });
-    let spec_path = dir.path().join("spec.json");
-    std::fs::write(&spec_path, spec.to_string()).expect("write spec");
-    let out = Command::new(&env.python)
-        .arg("-c")
-        .arg(CHECK_TIME_PY)
-        .arg(&spec_path)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("python output is JSON");
+    let result = python_check(&env.python, CHECK_TIME_PY, &spec, dir.path());
     assert_eq!(
         result["mismatches"],
         serde_json::json!([]),
@@ -775,4 +747,27 @@ fn kill_four_times(data: &Path, connectors: &Path) {
             committed_sink(data, "lake")
         );
     }
+}
+
+/// Runs an independent Python check on `spec` (written to `dir/spec.json`); its JSON output.
+fn python_check(
+    python: &Path,
+    script: &str,
+    spec: &serde_json::Value,
+    dir: &Path,
+) -> serde_json::Value {
+    let spec_path = dir.join("spec.json");
+    std::fs::write(&spec_path, spec.to_string()).expect("write spec");
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&spec_path)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("python output is JSON")
 }

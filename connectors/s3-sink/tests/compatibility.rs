@@ -2,6 +2,7 @@
 //! NONE, BACKWARD, FULL and FORWARD, read back by fastavro and pyarrow.
 
 use std::sync::Arc;
+use tributary_runtime::converter::avro;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -278,12 +279,12 @@ async fn registry_avro_older_datums_are_reencoded_under_the_current_schema() {
     let records: Vec<SinkRecord> = (0..VERSIONS.len() as u64)
         .map(|o| {
             let mut datum = Vec::new();
-            avro_long(&mut datum, o as i64);
+            avro::write_long(&mut datum, o as i64);
             avro_string(&mut datum, &format!("n{o}"));
             let id = if VERSIONS[o as usize] == 2 {
-                avro_long(&mut datum, 1); // union branch 1: string
+                avro::write_long(&mut datum, 1); // union branch 1: string
                 avro_string(&mut datum, &format!("note{o}"));
-                avro_long(&mut datum, o as i64 * 10);
+                avro::write_long(&mut datum, o as i64 * 10);
                 id2
             } else {
                 id1
@@ -347,9 +348,9 @@ async fn registry_avro_older_datums_are_reencoded_under_the_current_schema() {
     .enumerate()
     .map(|(o, (id, kind))| {
         let mut datum = Vec::new();
-        avro_long(&mut datum, o as i64);
+        avro::write_long(&mut datum, o as i64);
         if let Some(k) = kind {
-            avro_long(&mut datum, k);
+            avro::write_long(&mut datum, k);
         }
         SinkRecord {
             topic: "kinds".into(),
@@ -389,20 +390,6 @@ async fn registry_avro_older_datums_are_reencoded_under_the_current_schema() {
     );
 }
 
-fn avro_long(out: &mut Vec<u8>, n: i64) {
-    let mut z = ((n << 1) ^ (n >> 63)) as u64;
-    loop {
-        let byte = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 fn avro_string(out: &mut Vec<u8>, s: &str) {
-    avro_long(out, s.len() as i64);
-    out.extend_from_slice(s.as_bytes());
+    avro::write_bytes(out, s.as_bytes());
 }

@@ -533,6 +533,36 @@ pub fn write_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     buf.extend_from_slice(b);
 }
 
+/// Reads an Avro `long`/`int` (zig-zag varint), advancing `input`.
+pub fn read_long(input: &mut &[u8]) -> Result<i64, String> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = input.split_first().ok_or("truncated varint")?;
+        *input = rest;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok((value >> 1) as i64 ^ -((value & 1) as i64));
+        }
+    }
+    Err("varint longer than 10 bytes".into())
+}
+
+/// Reads a length (a non-negative `long`).
+pub fn read_len(input: &mut &[u8]) -> Result<usize, String> {
+    let n = read_long(input)?;
+    usize::try_from(n).map_err(|_| format!("negative length {n}"))
+}
+
+/// Takes `n` bytes off the front of `input`.
+pub fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+    if input.len() < n {
+        return Err(format!("truncated: needs {n} bytes, {} left", input.len()));
+    }
+    let (head, rest) = input.split_at(n);
+    *input = rest;
+    Ok(head)
+}
+
 pub fn write_str(buf: &mut Vec<u8>, s: &str) {
     write_bytes(buf, s.as_bytes());
 }

@@ -824,32 +824,15 @@ fn malformed(e: impl std::fmt::Display) -> ProjectionError {
 }
 
 fn read_long(input: &mut &[u8]) -> Result<i64, ProjectionError> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = input
-            .split_first()
-            .ok_or_else(|| malformed("truncated varint"))?;
-        *input = rest;
-        value |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok((value >> 1) as i64 ^ -((value & 1) as i64));
-        }
-    }
-    Err(malformed("varint longer than 10 bytes"))
+    super::avro::read_long(input).map_err(malformed)
 }
 
 fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], ProjectionError> {
-    if input.len() < n {
-        return Err(malformed(format!("needs {n} bytes, {} left", input.len())));
-    }
-    let (head, rest) = input.split_at(n);
-    *input = rest;
-    Ok(head)
+    super::avro::take(input, n).map_err(malformed)
 }
 
 fn read_len(input: &mut &[u8]) -> Result<usize, ProjectionError> {
-    let n = read_long(input)?;
-    usize::try_from(n).map_err(|_| malformed(format!("negative length {n}")))
+    super::avro::read_len(input).map_err(malformed)
 }
 
 /// One array/map block's item count (0: the end), skipping a block's byte size.

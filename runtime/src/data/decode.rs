@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde_json::Value as J;
 
 use crate::config::{ConfigErrors, RawConfig};
+use crate::converter::avro::{read_len, read_long, take};
 use crate::converter::registry_client::RegistryTarget;
 use crate::converter::{Converter, side_converter, wire};
 use crate::dead_letter::Stage;
@@ -830,33 +831,6 @@ fn compile_union(
         ..ConnectSchema::new(ConnectType::Struct(fields))
     };
     Ok((Node::Union(nodes), schema))
-}
-
-fn read_long(input: &mut &[u8]) -> Result<i64, String> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = input.split_first().ok_or("truncated varint")?;
-        *input = rest;
-        value |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok((value >> 1) as i64 ^ -((value & 1) as i64));
-        }
-    }
-    Err("varint longer than 10 bytes".into())
-}
-
-fn read_len(input: &mut &[u8]) -> Result<usize, String> {
-    let n = read_long(input)?;
-    usize::try_from(n).map_err(|_| format!("negative length {n}"))
-}
-
-fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
-    if input.len() < n {
-        return Err(format!("truncated: needs {n} bytes, {} left", input.len()));
-    }
-    let (head, rest) = input.split_at(n);
-    *input = rest;
-    Ok(head)
 }
 
 /// Array and map blocks: a count (negative: followed by a byte size), zero ends.

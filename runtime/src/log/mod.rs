@@ -514,7 +514,6 @@ fn enforce_retention(shared: &Shared) {
     }
 }
 
-/// The single writer: group commit of everything queued, then acknowledge.
 /// A written group of requests on its way to the syncer thread (`fsync: always`).
 struct SyncJob {
     requests: Vec<WriteRequest>,
@@ -523,6 +522,8 @@ struct SyncJob {
     points: Vec<SyncPoint>,
 }
 
+/// The single writer: group commit of everything queued, then acknowledge (or hand the
+/// group to the syncer).
 fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<WriteRequest>) {
     const RETENTION_EVERY: Duration = Duration::from_secs(30);
     let mut buf = Vec::with_capacity(1 << 20);
@@ -654,19 +655,7 @@ fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<WriteRequest>) {
         if !dirty.is_empty() {
             shared.appended.send_modify(|g| *g = g.wrapping_add(1));
         }
-        for (req, result) in requests.into_iter().zip(results) {
-            let failed_sync = sync_failures
-                .iter()
-                .find(|(f, _)| req.entries.iter().any(|(p, _)| Arc::ptr_eq(p, f)))
-                .map(|(_, e)| e.clone());
-            let reply = match (result, failed_sync) {
-                (Err(e), _) => Err(Arc::new(e)),
-                (Ok(_), Some(e)) => Err(e),
-                (Ok(bases), None) => Ok(bases),
-            };
-            // The requester may have gone away (task stopped); nothing to do then.
-            let _ = req.done.send(reply);
-        }
+        answer(requests, results, &sync_failures);
         if last_retention.elapsed() >= RETENTION_EVERY {
             enforce_retention(&shared);
             last_retention = Instant::now();
@@ -731,18 +720,29 @@ fn complete_jobs(shared: &Shared, jobs: Vec<SyncJob>) {
         shared.appended.send_modify(|g| *g = g.wrapping_add(1));
     }
     for job in jobs {
-        for (req, result) in job.requests.into_iter().zip(job.results) {
-            let failed_sync = sync_failures
-                .iter()
-                .find(|(f, _)| req.entries.iter().any(|(p, _)| Arc::ptr_eq(p, f)))
-                .map(|(_, e)| e.clone());
-            let reply = match (result, failed_sync) {
-                (Err(e), _) => Err(Arc::new(e)),
-                (Ok(_), Some(e)) => Err(e),
-                (Ok(bases), None) => Ok(bases),
-            };
-            let _ = req.done.send(reply);
-        }
+        answer(job.requests, job.results, &sync_failures);
+    }
+}
+
+/// Answers each request: its write's error, else the failed fsync of a partition it
+/// touched, else its base offsets.
+fn answer(
+    requests: Vec<WriteRequest>,
+    results: Vec<Result<Vec<u64>, LogError>>,
+    sync_failures: &[(Arc<Partition>, Arc<LogError>)],
+) {
+    for (req, result) in requests.into_iter().zip(results) {
+        let failed_sync = sync_failures
+            .iter()
+            .find(|(f, _)| req.entries.iter().any(|(p, _)| Arc::ptr_eq(p, f)))
+            .map(|(_, e)| e.clone());
+        let reply = match (result, failed_sync) {
+            (Err(e), _) => Err(Arc::new(e)),
+            (Ok(_), Some(e)) => Err(e),
+            (Ok(bases), None) => Ok(bases),
+        };
+        // The requester may have gone away (task stopped); nothing to do then.
+        let _ = req.done.send(reply);
     }
 }
 

@@ -108,24 +108,8 @@ impl AvroFile {
     }
 }
 
-/// Avro `long`: zig-zag varint.
-pub fn write_long(out: &mut Vec<u8>, n: i64) {
-    let mut z = ((n << 1) ^ (n >> 63)) as u64;
-    loop {
-        let byte = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn write_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    write_long(out, b.len() as i64);
-    out.extend_from_slice(b);
-}
+/// Avro `long` (zig-zag varint) and `bytes`: the converter's.
+pub use tributary_runtime::converter::avro::{write_bytes, write_long};
 
 /// 16 bytes from two FNV-1a hashes of the key.
 fn sync_marker(key: &str) -> [u8; 16] {
