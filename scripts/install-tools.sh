@@ -22,7 +22,7 @@ debian_packages() {
     # libcurl4-openssl-dev: librdkafka 2.12.1 (rdkafka-sys 4.10, cmake-build) includes
     # <curl/curl.h> even with WITH_CURL=0 (confluentinc/librdkafka#5135, rust-rdkafka#829).
     local wanted=(mariadb-server mariadb-client "postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR"
-                  cmake build-essential pkg-config libcurl4-openssl-dev python3)
+                  cmake build-essential pkg-config libcurl4-openssl-dev openssl python3)
     # The venv module is split out on Debian's own python3; other pythons (pyenv) have it.
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then wanted+=(python3-venv); fi
 

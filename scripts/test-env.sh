@@ -12,6 +12,8 @@
 #   PostgreSQL 15   15432  [TRIB_PG_PORT]       wal_level=logical, roles postgres (admin), cdc
 #   tansu (Kafka)   19092  [TRIB_KAFKA_PORT]    memory storage engine
 #   s3s-fs (S3)     19000  [TRIB_S3_PORT]
+# MariaDB and PostgreSQL accept TLS (optional) with a test CA made in .test-env/tls
+# (TRIB_TLS_CA in the env file).
 #
 # State lives in .test-env/ (git-ignored). When running as root, PostgreSQL runs as the
 # `postgres` OS user; if that user cannot reach .test-env/, its data dir goes to
@@ -142,6 +144,39 @@ launch() { # PIDFILE LOG CWD CMD...
     echo $! >"$pidfile"
 }
 
+# --- TLS material ----------------------------------------------------------------
+
+# A test CA and a server certificate for MariaDB and PostgreSQL, made once per state dir.
+# The server certificate names IP 127.0.0.1 and DNS tributary-test-server only (not
+# `localhost`), so tests can show verify_ca passing where hostname verification must fail.
+# untrusted-ca.pem is a second CA that signed nothing: verification against it must fail.
+TLS_DIR="$STATE/tls"
+
+tls_material() {
+    [[ -f $TLS_DIR/server-key.pem && -f $TLS_DIR/untrusted-ca.pem ]] && return 0
+    command -v openssl >/dev/null || die "openssl not found; run scripts/install-tools.sh"
+    local tmp; tmp="$(mktemp -d "$STATE/tls.XXXXXX")"
+    (
+        cd "$tmp"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=tributary test CA' \
+            -keyout ca-key.pem -out ca.pem
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=untrusted test CA' \
+            -keyout untrusted-ca-key.pem -out untrusted-ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj '/CN=tributary-test-server' \
+            -keyout server-key.pem -out server.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:tributary-test-server\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+            -days 3650 -extfile server.ext -out server.pem
+        rm -f server.csr server.ext ca.srl ca-key.pem untrusted-ca-key.pem
+    ) >"$tmp/openssl.log" 2>&1 || fail_with_log "making test TLS certificates failed" "$tmp/openssl.log"
+    rm -f "$tmp/openssl.log"
+    chmod 644 "$tmp"/*.pem
+    chmod 600 "$tmp/server-key.pem"
+    chmod 755 "$tmp"
+    rm -rf "$TLS_DIR"
+    mv -T "$tmp" "$TLS_DIR"
+}
+
 # --- MariaDB ------------------------------------------------------------------
 
 MDB_DIR="$STATE/mariadb"
@@ -193,6 +228,7 @@ mariadb_up() {
         --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL \
         --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
         --max-connections=500 --innodb-flush-log-at-trx-commit=2 \
+        --ssl-ca="$TLS_DIR/ca.pem" --ssl-cert="$TLS_DIR/server.pem" --ssl-key="$TLS_DIR/server-key.pem" \
         --log-error="$MDB_LOG"
     wait_ready mariadb "$MDB_LOG" "$MDB_PIDFILE" "$MDB_DATA" \
         mariadb-admin --no-defaults --socket="$MDB_SOCK" -uroot ping
@@ -274,9 +310,15 @@ CONF
         as_pg mv -T "$dir/data.tmp" "$dir/data"
     fi
     echo "$port" >"$STATE/pg.port"
+    # TLS on (clients choose; pg_hba allows both): PostgreSQL wants its key owned by its own
+    # user and private, so it gets copies under its dir.
+    mkdir -p "$dir/tls"
+    cp "$TLS_DIR/server.pem" "$TLS_DIR/server-key.pem" "$dir/tls/"
+    chmod 600 "$dir/tls/server-key.pem"
+    [[ $EUID -ne 0 ]] || chown -R postgres: "$dir/tls"
     # pg_ctl -w waits until the server accepts connections, and fails if it exits.
     (cd "$dir" && as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" \
-        -o "-p $port" -w -t "$START_TIMEOUT" start >/dev/null 9>&-) \
+        -o "-p $port -c ssl=on -c ssl_cert_file=$dir/tls/server.pem -c ssl_key_file=$dir/tls/server-key.pem" -w -t "$START_TIMEOUT" start >/dev/null 9>&-) \
         || fail_with_log "postgres failed to start" "$dir/postgres.log"
     wait_ready postgres "$dir/postgres.log" "$dir/data/postmaster.pid" "$dir/data" \
         "$PG_BINDIR/pg_isready" -q -h 127.0.0.1 -p "$port"
@@ -397,6 +439,8 @@ TRIB_S3_REGION=$S3_REGION
 TRIB_S3FS_BIN=$S3S_BIN
 TRIB_SCHEMA_REGISTRY_URL=
 TRIB_PYTHON=$python
+TRIB_TLS_CA=$TLS_DIR/ca.pem
+TRIB_TLS_UNTRUSTED_CA=$TLS_DIR/untrusted-ca.pem
 ENV
     chmod 644 "$tmp"
     mv -f "$tmp" "$ENV_FILE"
@@ -418,6 +462,7 @@ cmd_up() {
     # A failed `up` leaves no env file, so tests fail with "run scripts/test-env.sh up".
     trap '[[ $? -eq 0 ]] || rm -f "$ENV_FILE"' EXIT
     local svc
+    tls_material
     for svc in "${SERVICES[@]}"; do "${svc}_up"; done
     write_env
     log "environment ready: $ENV_FILE"

@@ -268,10 +268,21 @@ pub struct SideProcess {
 }
 
 impl SideProcess {
-    /// Starts `tributary-bench side <spec>`.
+    /// Starts `tributary-bench side <spec>`, behind the command in `TRIB_BENCH_SIDE_WRAPPER`
+    /// when set (for profiling, e.g. `valgrind --tool=callgrind`; its figures then measure
+    /// the wrapper too).
     pub fn start(spec: &SideSpec) -> Result<Self> {
         let exe = std::env::current_exe().context("path of this executable")?;
-        let mut cmd = Command::new(exe);
+        let wrapper = std::env::var("TRIB_BENCH_SIDE_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut cmd = Command::new(program);
+                cmd.args(words).arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        };
         cmd.arg("side")
             .arg(serde_json::to_string(spec)?)
             .stdin(Stdio::piped())

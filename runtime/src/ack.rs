@@ -1,36 +1,37 @@
 //! The commit-order invariant: a source position becomes committable only when every record
-//! up to it is durable.
+//! produced before it is durable.
 //!
-//! Records are tracked in the order the source task produced them, per source partition.
-//! Delivery acknowledgements may arrive in any order (a Kafka producer acks partitions
-//! independently; the embedded log acks whole batches), but the committable offset of a
-//! source partition only ever moves to the offset of the last record of the *contiguous*
-//! acknowledged prefix. This is the one place where that rule lives; the source runner
-//! (`worker::source`) commits exactly what [`AckTracker::take_committable`] returns.
+//! Records are tracked in the order the source task produced them, across all of the task's
+//! source partitions. Delivery acknowledgements may arrive in any order (a Kafka producer acks
+//! topic partitions independently; the embedded log acks whole batches), but the committable
+//! offsets only ever move with the *contiguous* acknowledged prefix of that one sequence. A
+//! record of one source partition therefore never commits ahead of an earlier record of
+//! another: a connector may keep related positions in two partitions (the MySQL source's
+//! position and its schema history) and rely on them being committed in record order, as
+//! Kafka Connect's offset flush does. This is the one place where that rule lives; the source
+//! runner (`worker::source`) commits exactly what [`AckTracker::take_committable`] returns.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::record::{SourceOffset, SourcePartition};
 
-/// Identifies one tracked record.
+/// Identifies one tracked record: its place in the task's production order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecordId {
-    partition: u32,
     seq: u64,
 }
 
 #[derive(Debug)]
 struct Slot {
     acked: bool,
+    /// Index of the record's source partition in [`AckTracker::partitions`].
+    partition: u32,
     offset: Option<SourceOffset>,
 }
 
 #[derive(Debug)]
 struct PartitionTrack {
     partition: SourcePartition,
-    /// Sequence number of `pending[0]`.
-    base_seq: u64,
-    pending: VecDeque<Slot>,
     /// Offset of the last record of the acknowledged prefix not yet taken for commit.
     committable: Option<SourceOffset>,
 }
@@ -40,6 +41,11 @@ struct PartitionTrack {
 pub struct AckTracker {
     partitions: Vec<PartitionTrack>,
     index: HashMap<SourcePartition, u32>,
+    /// The partition of the previous record: sources send long runs of one partition.
+    last: Option<u32>,
+    /// Sequence number of `pending[0]`.
+    base_seq: u64,
+    pending: VecDeque<Slot>,
     in_flight: usize,
 }
 
@@ -51,45 +57,46 @@ impl AckTracker {
     /// Registers the next record of `partition`, in production order.
     pub fn track(&mut self, partition: &SourcePartition, offset: Option<SourceOffset>) -> RecordId {
         let slot = self.partition_slot(partition);
-        let track = &mut self.partitions[slot as usize];
-        let seq = track.base_seq + track.pending.len() as u64;
-        track.pending.push_back(Slot {
+        let seq = self.base_seq + self.pending.len() as u64;
+        self.pending.push_back(Slot {
             acked: false,
+            partition: slot,
             offset,
         });
         self.in_flight += 1;
-        RecordId {
-            partition: slot,
-            seq,
-        }
+        RecordId { seq }
     }
 
     fn partition_slot(&mut self, partition: &SourcePartition) -> u32 {
-        if let Some(&slot) = self.index.get(partition) {
-            return slot;
+        if let Some(last) = self.last
+            && self.partitions[last as usize].partition == *partition
+        {
+            return last;
         }
-        let slot = u32::try_from(self.partitions.len()).unwrap_or(u32::MAX);
-        self.partitions.push(PartitionTrack {
-            partition: partition.clone(),
-            base_seq: 0,
-            pending: VecDeque::new(),
-            committable: None,
-        });
-        self.index.insert(partition.clone(), slot);
+        let slot = match self.index.get(partition) {
+            Some(&slot) => slot,
+            None => {
+                let slot = u32::try_from(self.partitions.len()).unwrap_or(u32::MAX);
+                self.partitions.push(PartitionTrack {
+                    partition: partition.clone(),
+                    committable: None,
+                });
+                self.index.insert(partition.clone(), slot);
+                slot
+            }
+        };
+        self.last = Some(slot);
         slot
     }
 
     /// Marks a record durable. Acknowledging a record twice, or one never tracked, is a no-op.
     pub fn ack(&mut self, id: RecordId) {
-        let Some(track) = self.partitions.get_mut(id.partition as usize) else {
-            return;
-        };
-        let Some(index) = id.seq.checked_sub(track.base_seq) else {
+        let Some(index) = id.seq.checked_sub(self.base_seq) else {
             return;
         };
         let Some(slot) = usize::try_from(index)
             .ok()
-            .and_then(|i| track.pending.get_mut(i))
+            .and_then(|i| self.pending.get_mut(i))
         else {
             return;
         };
@@ -99,11 +106,13 @@ impl AckTracker {
         slot.acked = true;
         self.in_flight -= 1;
         // Advance over the contiguous acknowledged prefix.
-        while track.pending.front().is_some_and(|s| s.acked) {
-            if let Some(done) = track.pending.pop_front() {
-                track.base_seq += 1;
-                if done.offset.is_some() {
-                    track.committable = done.offset;
+        while self.pending.front().is_some_and(|s| s.acked) {
+            if let Some(done) = self.pending.pop_front() {
+                self.base_seq += 1;
+                if let Some(offset) = done.offset
+                    && let Some(track) = self.partitions.get_mut(done.partition as usize)
+                {
+                    track.committable = Some(offset);
                 }
             }
         }
@@ -162,17 +171,27 @@ mod tests {
     }
 
     #[test]
-    fn partitions_are_independent() {
+    fn partitions_commit_in_one_record_order() {
         let mut t = AckTracker::new();
         let (a, b) = (partition("a"), partition("b"));
         let a0 = t.track(&a, Some(offset(0)));
         let b0 = t.track(&b, Some(offset(10)));
         let a1 = t.track(&a, Some(offset(1)));
+        let b1 = t.track(&b, Some(offset(11)));
         t.ack(b0);
         t.ack(a1);
-        assert_eq!(t.take_committable(), vec![(b.clone(), offset(10))]);
+        assert!(
+            t.take_committable().is_empty(),
+            "b's record came after a0, which is not durable"
+        );
         t.ack(a0);
-        assert_eq!(t.take_committable(), vec![(a, offset(1))]);
+        assert_eq!(
+            t.take_committable(),
+            vec![(a.clone(), offset(1)), (b.clone(), offset(10))]
+        );
+        t.ack(b1);
+        assert_eq!(t.take_committable(), vec![(b, offset(11))]);
+        assert_eq!(t.in_flight(), 0);
     }
 
     #[test]
@@ -200,10 +219,7 @@ mod tests {
         t.ack(r0);
         t.ack(r0);
         assert_eq!(t.in_flight(), 0);
-        t.ack(RecordId {
-            partition: 7,
-            seq: 3,
-        });
+        t.ack(RecordId { seq: 3 });
     }
 
     proptest! {
@@ -229,6 +245,37 @@ mod tests {
                 prop_assert_eq!(last_committed.map_or(0, |l| l + 1), prefix);
             }
             prop_assert_eq!(last_committed, Some(63));
+        }
+
+        /// With records of three partitions interleaved, each partition's committed offset is
+        /// its last record inside the acknowledged prefix of the one production order.
+        #[test]
+        fn partitions_follow_the_global_prefix(
+            owners in proptest::collection::vec(0usize..3, 48),
+            order in Just((0..48usize).collect::<Vec<_>>()).prop_shuffle(),
+        ) {
+            let mut t = AckTracker::new();
+            let parts = [partition("a"), partition("b"), partition("c")];
+            let ids: Vec<_> = owners
+                .iter()
+                .enumerate()
+                .map(|(n, &p)| t.track(&parts[p], Some(offset(n as u64))))
+                .collect();
+            let mut acked = [false; 48];
+            let mut committed: [Option<u64>; 3] = [None; 3];
+            for n in order {
+                t.ack(ids[n]);
+                acked[n] = true;
+                for (p, off) in t.take_committable() {
+                    let k = parts.iter().position(|q| *q == p).expect("known partition");
+                    committed[k] = Some(off.order.0[0]);
+                }
+                let prefix = acked.iter().take_while(|a| **a).count();
+                for (k, got) in committed.iter().enumerate() {
+                    let expected = (0..prefix).rev().find(|&r| owners[r] == k).map(|r| r as u64);
+                    prop_assert_eq!(*got, expected);
+                }
+            }
         }
     }
 }

@@ -14,8 +14,9 @@ use futures::StreamExt as _;
 use mysql_async::binlog::events::{
     Event, EventData, QueryEvent, RotateEvent, RowsEventData, TableMapEvent,
 };
+use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable as _;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
+use mysql_async::{BinlogStream, BinlogStreamRequest};
 use tracing::{debug, info};
 use tributary_runtime::model::{
     ChangeEvent, Op, Row, SnapshotMarker, SourceInfo, TransactionInfo, Value,
@@ -25,11 +26,13 @@ use tributary_runtime::record::{
 };
 
 use crate::config::MySqlConfig;
-use crate::decode::{Origin, convert};
+use crate::decode::{Origin, convert, convert_decimal};
 use crate::error::MySqlError;
 use crate::gtid::{GtidState, parse_gtid_event};
-use crate::image::{Image, ImageReader};
+use crate::history::{Ddl, SchemaHistory};
+use crate::image::{Cell, Image, ImageReader};
 use crate::schema::{TableInfo, from_table_map};
+use crate::tls::ServerOpts;
 
 /// Where to start reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,14 +70,12 @@ pub fn offset(file: &str, pos: u64, row: u64, gtids: &GtidState) -> SourceOffset
 
 /// Opens a replica connection and requests the binlog from `start`.
 pub async fn open_stream(
-    opts: Opts,
+    server: &ServerOpts,
     cfg: &MySqlConfig,
     mariadb: bool,
     start: &StartPosition,
 ) -> Result<BinlogStream, MySqlError> {
-    let mut conn = Conn::new(opts)
-        .await
-        .map_err(|source| MySqlError::connect(cfg.target(), source))?;
+    let mut conn = server.connect().await?;
     let mut session = Vec::new();
     if mariadb {
         // Without capability 4 MariaDB replaces its GTID events by dummies.
@@ -266,6 +267,8 @@ pub struct BinlogReader {
     source_names: Option<(Arc<TableInfo>, Arc<str>, Arc<str>)>,
     pub events_read: u64,
     pub bytes_read: u64,
+    /// The captured tables' definitions for `tableChanges` (`include.schema.changes` only).
+    history: Option<Box<SchemaHistory>>,
 }
 
 impl BinlogReader {
@@ -291,7 +294,14 @@ impl BinlogReader {
             source_names: None,
             events_read: 0,
             bytes_read: 0,
+            history: None,
         }
+    }
+
+    /// Follows DDL in this schema history (`include.schema.changes=true`).
+    pub fn with_history(mut self, history: Option<Box<SchemaHistory>>) -> Self {
+        self.history = history;
+        self
     }
 
     /// The offset of the last transaction boundary seen, if any (for heartbeats).
@@ -339,6 +349,11 @@ impl BinlogReader {
             )
         })?;
         self.handle(&ev, out)?;
+        if let Some(history) = self.history.as_mut()
+            && history.has_pending()
+        {
+            history.resolve_pending(out).await?;
+        }
         Ok(true)
     }
 
@@ -515,9 +530,28 @@ impl BinlogReader {
             return Ok(());
         }
         // Anything else is DDL (or a statement-format change we do not capture): an implicit
-        // commit. Table schemas follow from the next TABLE_MAP's row metadata.
+        // commit. Table schemas follow from the next TABLE_MAP's row metadata; the schema
+        // history (include.schema.changes) follows it for the record's tableChanges.
         let db = ddl_database(trimmed).unwrap_or_else(|| q.schema().into_owned());
-        if self.cfg.include_schema_changes && !db.is_empty() && self.cfg.filters.database(&db) {
+        let ddl = match self.history.as_mut() {
+            Some(h) => h.on_ddl(&self.file, start, end, &q.schema(), trimmed),
+            None => Ddl::Plain,
+        };
+        let (table_changes, refresh, history) = match ddl {
+            Ddl::Plain => (Vec::new(), Vec::new(), false),
+            Ddl::Delivered => {
+                self.commit(end, out);
+                return Ok(());
+            }
+            Ddl::History { changes, refresh } => (changes, refresh, true),
+        };
+        let mut history_record = None;
+        if self.cfg.include_schema_changes
+            && (history || (!db.is_empty() && self.cfg.filters.database(&db)))
+        {
+            if history {
+                history_record = Some(out.len());
+            }
             out.push(SourceRecord {
                 topic: self.cfg.prefix.clone(),
                 payload: Payload::Json {
@@ -536,8 +570,9 @@ impl BinlogReader {
                         },
                         "ts_ms": crate::now_ms(),
                         "databaseName": db,
+                        "schemaName": null,
                         "ddl": trimmed,
-                        "tableChanges": [],
+                        "tableChanges": table_changes,
                     }),
                 },
                 partition: self.partition.clone(),
@@ -545,6 +580,15 @@ impl BinlogReader {
             });
         }
         self.commit(end, out);
+        // A history record carries the history right after the DDL, on its own partition.
+        let gtids = self.offset_gtids();
+        if let (Some(index), Some(h)) = (history_record, self.history.as_mut())
+            && let Some(record) = out.get_mut(index)
+        {
+            record.partition = h.partition().clone();
+            record.offset = Some(h.offset(&self.file, end, &gtids));
+            h.set_pending(index, refresh);
+        }
         // The DDL record's position is the boundary after it; attach it to the last record.
         if let Some(last) = out.last_mut()
             && last.offset.is_none()
@@ -859,12 +903,13 @@ impl<'a> Images<'a> {
         match self {
             Images::Direct(reader) => reader.next_row(),
             Images::Generic(rows) => rows.next().map(|row| {
-                row.map(|(before, after)| {
-                    (
-                        before.map(mysql_async::binlog::row::BinlogRow::unwrap),
-                        after.map(mysql_async::binlog::row::BinlogRow::unwrap),
-                    )
-                })
+                let cells = |r: mysql_async::binlog::row::BinlogRow| {
+                    r.unwrap()
+                        .into_iter()
+                        .map(Cell::Wire)
+                        .collect::<Image<'a>>()
+                };
+                row.map(|(before, after)| (before.map(cells), after.map(cells)))
             }),
         }
     }
@@ -874,16 +919,18 @@ impl<'a> Images<'a> {
 fn decode_row(mut values: Image<'_>, info: &TableInfo) -> Result<Row, String> {
     let mut out = Vec::with_capacity(info.plans.len());
     for plan in &info.plans {
-        let wire = match values.get_mut(plan.source_index) {
-            Some(v) => std::mem::replace(
-                v,
-                mysql_async::binlog::value::BinlogValue::Value(mysql_async::Value::NULL),
-            ),
-            None => mysql_async::binlog::value::BinlogValue::Value(mysql_async::Value::NULL),
+        let null = || Cell::Wire(BinlogValue::Value(mysql_async::Value::NULL));
+        let cell = match values.get_mut(plan.source_index) {
+            Some(v) => std::mem::replace(v, null()),
+            None => null(),
         };
-        let wire = match wire {
-            mysql_async::binlog::value::BinlogValue::Value(v) => v,
-            other => mysql_async::Value::try_from(other).map_err(|e| e.to_string())?,
+        let wire = match cell {
+            Cell::Decimal(d) => {
+                out.push(convert_decimal(d, plan)?);
+                continue;
+            }
+            Cell::Wire(BinlogValue::Value(v)) => v,
+            Cell::Wire(other) => mysql_async::Value::try_from(other).map_err(|e| e.to_string())?,
         };
         out.push(convert(wire, plan, Origin::Binlog)?);
     }

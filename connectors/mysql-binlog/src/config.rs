@@ -13,6 +13,8 @@ use tributary_runtime::config::{ConfigDef, ConfigErrors, FieldType, Parsed, Secr
 use tributary_runtime::converter::json::{BinaryMode, DecimalMode, TimePrecisionMode, ValueModes};
 use tributary_runtime::model::Op;
 
+use crate::tls::{KeyStore, TlsConfig, TrustStore};
+
 /// Debezium's class for MySQL.
 pub const MYSQL_CLASS: &str = "io.debezium.connector.mysql.MySqlConnector";
 /// Debezium's class for MariaDB.
@@ -58,11 +60,31 @@ impl SnapshotMode {
     }
 }
 
-/// `database.ssl.mode`.
+/// `database.ssl.mode` (what each mode does: [`crate::tls`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     Disabled,
     Preferred,
+    Required,
+    VerifyCa,
+    VerifyIdentity,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disabled => "disabled",
+            SslMode::Preferred => "preferred",
+            SslMode::Required => "required",
+            SslMode::VerifyCa => "verify_ca",
+            SslMode::VerifyIdentity => "verify_identity",
+        }
+    }
+
+    /// The server certificate is verified (`verify_ca`, `verify_identity`).
+    pub fn verifies(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyIdentity)
+    }
 }
 
 /// Which databases, tables and columns are captured.
@@ -142,7 +164,8 @@ pub struct MySqlConfig {
     pub include_schema_changes: bool,
     pub transaction_metadata: bool,
     pub skipped_ops: Vec<Op>,
-    pub ssl_mode: SslMode,
+    /// `database.ssl.*`: mode, and the PEM files read at validation.
+    pub tls: TlsConfig,
     /// Why some settings were accepted but have no effect.
     pub warnings: Vec<String>,
 }
@@ -191,10 +214,14 @@ pub fn config_def() -> ConfigDef {
         .optional("time.precision.mode", FieldType::Enum { values: &["adaptive_time_microseconds", "adaptive", "connect"] }, "adaptive_time_microseconds", "How temporal values are written.")
         .optional("bigint.unsigned.handling.mode", FieldType::Enum { values: &["long", "precise"] }, "long", "BIGINT UNSIGNED as a 64-bit number (long) or Decimal(20,0) (precise).")
         .optional("binary.handling.mode", FieldType::Enum { values: &["bytes", "base64", "base64-url-safe", "hex"] }, "bytes", "How binary values are written.")
-        .optional("include.schema.changes", FieldType::Bool, "true", "Emit schema-change events on <topic.prefix>.")
+        .optional("include.schema.changes", FieldType::Bool, "true", "Emit schema-change events on <topic.prefix>, with Debezium's tableChanges (the table right after each DDL; kept on a second offset partition).")
         .optional("provide.transaction.metadata", FieldType::Bool, "false", "Emit BEGIN/END events on <topic.prefix>.transaction and a transaction block in each event.")
         .maybe("skipped.operations", FieldType::List, "Operations not emitted: c, u, d (t is always skipped by MySQL).")
-        .optional("database.ssl.mode", FieldType::Enum { values: &["disabled", "preferred", "required", "verify_ca", "verify_identity"] }, "preferred", "TLS to the server.")
+        .optional("database.ssl.mode", FieldType::Enum { values: &["disabled", "preferred", "required", "verify_ca", "verify_identity"] }, "preferred", "TLS to the server. disabled: never; preferred: when the server offers it, without verifying its certificate; required: always, without verifying; verify_ca: always, the certificate must chain to database.ssl.truststore (else the webpki roots); verify_identity: like verify_ca, and the certificate must name database.hostname.")
+        .maybe("database.ssl.truststore", FieldType::String, "Path of a PEM file with the CA certificate(s) that verify the server (verify_ca, verify_identity). Not a Java key store: convert one with keytool -list -rfc -keystore <file> > ca.pem.")
+        .maybe("database.ssl.truststore.password", FieldType::Password, "Not needed: the truststore is PEM (accepted for Debezium configs, ignored).")
+        .maybe("database.ssl.keystore", FieldType::String, "Path of a PEM file with the client certificate (then intermediates) and its unencrypted RSA private key, for servers that require a client certificate. Convert PKCS#12 with openssl pkcs12 -in <file> -nodes -out keystore.pem.")
+        .maybe("database.ssl.keystore.password", FieldType::Password, "Not needed: the keystore key is unencrypted PEM (accepted for Debezium configs, ignored).")
         .optional("include.query", FieldType::Bool, "false", "Not supported: statements are not added to the source block.")
         .ignore("database.history.", "unnecessary: table schemas come from binlog row metadata and are kept with the offsets, there is no schema-history topic")
         .ignore("schema.history.internal.", "unnecessary: table schemas come from binlog row metadata and are kept with the offsets, there is no schema-history topic")
@@ -375,26 +402,7 @@ pub fn validate(name: &str, config: &Parsed) -> Result<MySqlConfig, ConfigErrors
         }
     }
 
-    let ssl_mode = match config.str("database.ssl.mode") {
-        Some("disabled") => SslMode::Disabled,
-        Some(m @ ("required" | "verify_ca" | "verify_identity")) => {
-            errors.push(
-                "database.ssl.mode",
-                format!(
-                    "{m} is not supported by this build (no TLS client compiled in); use disabled \
-                     or preferred, or reach the server over a trusted network"
-                ),
-            );
-            SslMode::Disabled
-        }
-        _ => SslMode::Preferred,
-    };
-    if ssl_mode == SslMode::Preferred {
-        warnings.push(
-            "database.ssl.mode: preferred connects without TLS in this build; set disabled to silence this"
-                .into(),
-        );
-    }
+    let tls = validate_tls(config, &mut errors, &mut warnings);
     if config.bool("include.query") {
         errors.push(
             "include.query",
@@ -435,10 +443,77 @@ pub fn validate(name: &str, config: &Parsed) -> Result<MySqlConfig, ConfigErrors
         include_schema_changes: config.bool("include.schema.changes"),
         transaction_metadata: config.bool("provide.transaction.metadata"),
         skipped_ops,
-        ssl_mode,
+        tls,
         warnings,
     };
     errors.into_result(cfg)
+}
+
+/// `database.ssl.*`: the mode, and the PEM files read and checked now, so a bad path or a
+/// Java key store is refused before anything connects.
+fn validate_tls(
+    config: &Parsed,
+    errors: &mut ConfigErrors,
+    warnings: &mut Vec<String>,
+) -> TlsConfig {
+    let mode = match config.str("database.ssl.mode") {
+        Some("disabled") => SslMode::Disabled,
+        Some("required") => SslMode::Required,
+        Some("verify_ca") => SslMode::VerifyCa,
+        Some("verify_identity") => SslMode::VerifyIdentity,
+        _ => SslMode::Preferred,
+    };
+    let truststore = config.str("database.ssl.truststore").and_then(|path| {
+        TrustStore::read(path)
+            .map_err(|e| errors.push("database.ssl.truststore", e))
+            .ok()
+    });
+    let keystore = config.str("database.ssl.keystore").and_then(|path| {
+        KeyStore::read(path)
+            .map_err(|e| errors.push("database.ssl.keystore", e))
+            .ok()
+    });
+    let m = mode.as_str();
+    for field in ["database.ssl.truststore", "database.ssl.keystore"] {
+        if mode == SslMode::Disabled && config.is_set(field) {
+            warnings.push(format!(
+                "{field}: not used because database.ssl.mode=disabled"
+            ));
+        }
+    }
+    if matches!(mode, SslMode::Preferred | SslMode::Required)
+        && config.is_set("database.ssl.truststore")
+    {
+        warnings.push(format!(
+            "database.ssl.truststore: not used with database.ssl.mode={m}, which does not verify \
+             the server certificate; set database.ssl.mode=verify_ca or verify_identity to verify it"
+        ));
+    }
+    if mode.verifies() && !config.is_set("database.ssl.truststore") {
+        warnings.push(format!(
+            "database.ssl.truststore: not set, so database.ssl.mode={m} trusts only the built-in \
+             webpki roots (public CAs); set it to the PEM of your CA for a private CA"
+        ));
+    }
+    for (field, why) in [
+        (
+            "database.ssl.truststore.password",
+            "the truststore is a PEM file, which has no password",
+        ),
+        (
+            "database.ssl.keystore.password",
+            "the keystore is a PEM file with an unencrypted key",
+        ),
+    ] {
+        if config.is_set(field) {
+            warnings.push(format!("{field}: ignored: {why}"));
+        }
+    }
+    TlsConfig {
+        mode,
+        truststore,
+        keystore,
+    }
 }
 
 #[cfg(test)]
@@ -469,7 +544,7 @@ mod tests {
         ("database.user", "debezium"),
     ];
 
-    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    fn with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut v = BASE.to_vec();
         v.extend_from_slice(extra);
         v
@@ -538,7 +613,8 @@ mod tests {
             ("table.include.list", "db.(orders"),
             ("message.key.columns", "db.t"),
             ("skipped.operations", "c,x"),
-            ("database.ssl.mode", "required"),
+            ("database.ssl.mode", "verify_ca"),
+            ("database.ssl.truststore", "/nonexistent/ca.pem"),
             ("database.include.list", "a"),
             ("database.exclude.list", "b"),
             ("topic.prefix", "bad prefix"),
@@ -549,7 +625,7 @@ mod tests {
             "table.include.list: invalid regular expression \"db.(orders\"",
             "message.key.columns: expected <db.table>:<column>",
             "skipped.operations: unknown operation \"x\"",
-            "database.ssl.mode: required is not supported",
+            "database.ssl.truststore: cannot read /nonexistent/ca.pem",
             "database.exclude.list: cannot be used together with database.include.list",
             "topic.prefix: must be letters",
         ] {
@@ -597,5 +673,142 @@ mod tests {
         assert!(!cfg.filters.table("mysql", "user"));
         assert!(!cfg.filters.column("inv", "users", "password"));
         assert!(cfg.filters.column("inv", "users", "name"));
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn every_ssl_mode_is_accepted_and_preferred_is_the_default() {
+        let cfg = parse(BASE).expect("valid");
+        assert_eq!(cfg.tls.mode, SslMode::Preferred);
+        assert!(cfg.tls.truststore.is_none() && cfg.tls.keystore.is_none());
+        for (text, mode) in [
+            ("disabled", SslMode::Disabled),
+            ("preferred", SslMode::Preferred),
+            ("required", SslMode::Required),
+            ("verify_ca", SslMode::VerifyCa),
+            ("verify_identity", SslMode::VerifyIdentity),
+        ] {
+            let cfg = parse(&with(&[("database.ssl.mode", text)])).expect(text);
+            assert_eq!(cfg.tls.mode, mode);
+            assert_eq!(mode.as_str(), text);
+            assert!(
+                !cfg.warnings
+                    .iter()
+                    .any(|w| w.contains("without TLS in this build")),
+                "{:?}",
+                cfg.warnings
+            );
+        }
+        let err = parse(&with(&[("database.ssl.mode", "verify_full")])).expect_err("unknown");
+        assert!(err.to_string().contains("database.ssl.mode"), "{err}");
+    }
+
+    #[test]
+    fn pem_truststore_and_keystore_are_read_at_validation() {
+        let ca = fixture("ca.pem");
+        let keys = fixture("client-pkcs8.pem");
+        let cfg = parse(&[
+            ("connector.class", MYSQL_CLASS),
+            ("database.hostname", "db"),
+            ("database.user", "u"),
+            ("database.ssl.mode", "verify_identity"),
+            ("database.ssl.truststore", ca.as_str()),
+            ("database.ssl.keystore", keys.as_str()),
+            ("database.ssl.keystore.password", "changeit"),
+        ])
+        .expect("valid");
+        let trust = cfg.tls.truststore.as_ref().expect("truststore");
+        assert_eq!(trust.certificates, 1);
+        assert_eq!(trust.path, std::path::Path::new(&ca));
+        assert!(cfg.tls.keystore.is_some());
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.starts_with("database.ssl.keystore.password: ignored")),
+            "{:?}",
+            cfg.warnings
+        );
+        // The key material never shows in Debug output of the config.
+        let shown = format!("{cfg:?}");
+        assert!(
+            shown.contains("[redacted]") && !shown.contains("PRIVATE KEY"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn java_and_pkcs12_stores_are_refused_with_the_conversion_command() {
+        let jks = fixture("truststore.jks");
+        let p12 = fixture("client.p12");
+        let err = parse(&with(&[
+            ("database.ssl.mode", "verify_ca"),
+            ("database.ssl.truststore", jks.as_str()),
+            ("database.ssl.keystore", p12.as_str()),
+        ]))
+        .expect_err("not pem");
+        let text = err.to_string();
+        assert!(
+            text.contains("database.ssl.truststore: ")
+                && text.contains("is a Java key store (JKS/JCEKS), but a PEM file is expected")
+                && text.contains("keytool -list -rfc -keystore"),
+            "{text}"
+        );
+        assert!(
+            text.contains("database.ssl.keystore: ")
+                && text.contains("binary DER")
+                && text.contains("openssl pkcs12 -in")
+                && text.contains("-nodes -out keystore.pem"),
+            "{text}"
+        );
+        assert_eq!(err.0.len(), 2, "{text}");
+
+        let ec = fixture("client-ec.pem");
+        let err = parse(&with(&[("database.ssl.keystore", ec.as_str())])).expect_err("ec key");
+        assert!(
+            err.to_string()
+                .contains("database.ssl.keystore: the private key in")
+                && err.to_string().contains("RSA client keys only"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unused_tls_settings_are_warned_about() {
+        let ca = fixture("ca.pem");
+        let cfg = parse(&with(&[
+            ("database.ssl.mode", "disabled"),
+            ("database.ssl.truststore", ca.as_str()),
+        ]))
+        .expect("valid");
+        assert!(
+            cfg.warnings.iter().any(
+                |w| w == "database.ssl.truststore: not used because database.ssl.mode=disabled"
+            ),
+            "{:?}",
+            cfg.warnings
+        );
+        let cfg = parse(&with(&[
+            ("database.ssl.mode", "required"),
+            ("database.ssl.truststore", ca.as_str()),
+        ]))
+        .expect("valid");
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains("not used with database.ssl.mode=required")),
+            "{:?}",
+            cfg.warnings
+        );
+        let cfg = parse(&with(&[("database.ssl.mode", "verify_identity")])).expect("valid");
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains("built-in webpki roots")),
+            "{:?}",
+            cfg.warnings
+        );
     }
 }

@@ -56,6 +56,14 @@ fn datetime_micros(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, us: u32) -> i64 
         + i64::from(us)
 }
 
+/// Converts a `DECIMAL` the binlog image reader decoded itself.
+pub fn convert_decimal(d: Decimal, plan: &ColumnPlan) -> Result<Value, String> {
+    match plan.kind {
+        Kind::Decimal => Ok(Value::Decimal(d)),
+        ref other => Err(format!("unexpected DECIMAL value for {other:?}")),
+    }
+}
+
 /// Converts one wire value of a column.
 pub fn convert(wire: Wire, plan: &ColumnPlan, origin: Origin) -> Result<Value, String> {
     if matches!(wire, Wire::NULL) {

@@ -13,12 +13,21 @@ pub enum MySqlError {
         source: mysql_async::Error,
     },
     /// The server refused the credentials: retrying cannot help.
+    /// `hint` is empty or starts with "; " (e.g. the connection was not encrypted).
     #[error(
         "connection to {target} failed: access denied ({message}): check database.user and \
          database.password; the user needs REPLICATION SLAVE, REPLICATION CLIENT, SELECT, \
-         RELOAD and LOCK TABLES"
+         RELOAD and LOCK TABLES{hint}"
     )]
-    AccessDenied { target: String, message: String },
+    AccessDenied {
+        target: String,
+        message: String,
+        hint: String,
+    },
+    /// TLS could not be established as `database.ssl.mode` asks; the message says what to
+    /// change. Retrying cannot help.
+    #[error("{0}")]
+    Tls(String),
     /// A query failed (the statement is named, never row values).
     #[error("{what} failed")]
     Query {
@@ -73,7 +82,7 @@ impl MySqlError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             MySqlError::Connect { .. } => ErrorKind::Transient,
-            MySqlError::AccessDenied { .. } => ErrorKind::Config,
+            MySqlError::AccessDenied { .. } | MySqlError::Tls(_) => ErrorKind::Config,
             MySqlError::Query { source, .. } => match source {
                 mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => ErrorKind::Transient,
                 mysql_async::Error::Server(e) if matches!(e.code, 1205 | 1213 | 2013) => {
@@ -99,6 +108,7 @@ impl MySqlError {
                 MySqlError::AccessDenied {
                     target,
                     message: e.message,
+                    hint: String::new(),
                 }
             }
             source => MySqlError::Connect { target, source },

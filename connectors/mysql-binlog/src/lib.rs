@@ -41,6 +41,11 @@
 //! `TABLE_MAP` events re-derive the schema the rows were written with. Version numbers
 //! restart at 1 in a new task.
 //!
+//! With `include.schema.changes` (the default) a second partition, `{"server": "<topic.prefix>",
+//! "history": true}`, holds the captured tables' definitions after the last DDL that named
+//! one: the `tableChanges` of schema-change events are the table as of their binlog position,
+//! also in catch-up and after a restart (see [`history`]).
+//!
 //! # Errors
 //! Connection loss and deadlocks are transient (the runtime restarts the task from the
 //! committed offset). Server misconfiguration (preflight), a purged binlog position, a bad
@@ -53,11 +58,13 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod gtid;
+pub mod history;
 pub mod image;
 pub mod schema;
 pub mod snapshot;
 pub mod source;
 mod stream;
+pub mod tls;
 
 pub use source::{MySqlPlugin, MySqlSource};
 

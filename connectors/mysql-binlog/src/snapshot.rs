@@ -34,6 +34,7 @@ use crate::config::MySqlConfig;
 use crate::decode::{Origin, convert};
 use crate::error::MySqlError;
 use crate::gtid::GtidState;
+use crate::history::{self, HistoryStart, SchemaHistory};
 use crate::schema::{InfoColumn, TableInfo, from_information_schema};
 
 /// Where a snapshot stands: which table, and the last key read in it.
@@ -63,6 +64,10 @@ pub struct Snapshot {
     /// snapshot's last (`source.snapshot=last`).
     pending: Option<SourceRecord>,
     ts_ms: i64,
+    /// The schema history (`include.schema.changes`), handed to the stream afterwards.
+    history: Option<Box<SchemaHistory>>,
+    /// Schema-change records of the captured tables, sent before the first row.
+    seed_records: Vec<SourceRecord>,
 }
 
 fn q(e: mysql_async::Error, what: &str) -> MySqlError {
@@ -189,6 +194,7 @@ impl Snapshot {
         connector: &'static str,
         mariadb: bool,
         resume: Option<(StartPosition, Cursor)>,
+        history: HistoryStart,
     ) -> Result<Snapshot, MySqlError> {
         conn.query_drop("SET SESSION time_zone = '+00:00'")
             .await
@@ -240,7 +246,8 @@ impl Snapshot {
         };
         let mut tables = Vec::with_capacity(names.len());
         let mut load_err = None;
-        if position.is_ok() {
+        let mut seeded = None;
+        if let Ok(p) = &position {
             for (db, t) in &names {
                 match load_table(&mut conn, &cfg, db, t).await {
                     Ok(info) => tables.push(Arc::new(info)),
@@ -248,6 +255,16 @@ impl Snapshot {
                         load_err = Some(e);
                         break;
                     }
+                }
+            }
+            // The definitions for tableChanges, also under the lock: DDL is not
+            // transactional, so information_schema shows the position's tables only while
+            // the lock holds DDL back.
+            if let (None, HistoryStart::Seed { generation }) = (&load_err, &history) {
+                let at = resume.as_ref().map_or(p, |(r, _)| r);
+                match history::seed(&mut conn, &cfg, &names, at, *generation, mariadb).await {
+                    Ok(s) => seeded = Some(s),
+                    Err(e) => load_err = Some(e),
                 }
             }
         }
@@ -260,6 +277,11 @@ impl Snapshot {
         if let Some(e) = load_err {
             return Err(e);
         }
+        let (history, seed_records) = match (history, seeded) {
+            (HistoryStart::Continue(h), _) => (Some(h), Vec::new()),
+            (_, Some((h, records))) => (Some(Box::new(h)), records),
+            _ => (None, Vec::new()),
+        };
         let estimate: Option<u64> = conn
             .query_first(format!(
                 "SELECT CAST(COALESCE(SUM(TABLE_ROWS), 0) AS UNSIGNED) FROM information_schema.TABLES \
@@ -321,7 +343,19 @@ impl Snapshot {
             rows_estimated: estimate.unwrap_or(0),
             pending: None,
             ts_ms: crate::now_ms(),
+            history,
+            seed_records,
         })
+    }
+
+    /// The schema-change records to send before the first row (once).
+    pub fn take_seed_records(&mut self) -> Vec<SourceRecord> {
+        std::mem::take(&mut self.seed_records)
+    }
+
+    /// The schema history, for the stream that follows.
+    pub fn take_history(&mut self) -> Option<Box<SchemaHistory>> {
+        self.history.take()
     }
 
     /// Reads the next page. Returns `None` once every table is read (the held-back last

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable as _;
-use mysql_async::{Conn, Opts, OptsBuilder};
 use tracing::{info, warn};
 use tributary_runtime::config::{ConfigDef, ConfigErrors, Parsed};
 use tributary_runtime::connector::{
@@ -21,8 +21,10 @@ use crate::binlog::{BinlogReader, StartPosition, open_stream};
 use crate::config::{MARIADB_CLASS, MYSQL_CLASS, MySqlConfig, SnapshotMode, config_def, validate};
 use crate::error::MySqlError;
 use crate::gtid::GtidState;
+use crate::history::{self, SchemaHistory, history_partition};
 use crate::snapshot::{Cursor, Snapshot, captured_tables, read_position, wire_from_json};
 use crate::stream::{StreamPump, Streamer};
+use crate::tls::ServerOpts;
 
 /// The MySQL/MariaDB binlog source plugin (both Debezium classes).
 pub struct MySqlPlugin;
@@ -49,34 +51,34 @@ impl Plugin for MySqlPlugin {
         for w in &cfg.warnings {
             warn!(connector = %name, "{w}");
         }
-        Ok(Connector::Source(Arc::new(MySqlSource {
-            cfg: Arc::new(cfg),
-        })))
+        Ok(Connector::Source(Arc::new(MySqlSource::new(cfg))))
     }
 }
 
 /// A validated connector.
 pub struct MySqlSource {
     pub cfg: Arc<MySqlConfig>,
+    /// How every connection of this connector reaches the server (TLS included).
+    server: ServerOpts,
 }
 
 impl MySqlSource {
-    /// Client options for this server (no database selected).
-    pub fn opts(&self) -> Opts {
-        let cfg = &self.cfg;
-        OptsBuilder::default()
-            .ip_or_hostname(cfg.hostname.clone())
-            .tcp_port(cfg.port)
-            .user(Some(cfg.user.clone()))
-            .pass(cfg.password.as_ref().map(|p| p.expose().to_owned()))
-            .prefer_socket(false)
-            .into()
+    pub fn new(cfg: MySqlConfig) -> MySqlSource {
+        let server = ServerOpts::new(&cfg);
+        MySqlSource {
+            cfg: Arc::new(cfg),
+            server,
+        }
     }
 
-    async fn connect(&self) -> Result<Conn, MySqlError> {
-        Conn::new(self.opts())
-            .await
-            .map_err(|source| MySqlError::connect(self.cfg.target(), source))
+    /// Client options for this server (no database selected), with `database.ssl.*`.
+    pub fn server(&self) -> &ServerOpts {
+        &self.server
+    }
+
+    /// A connection as every part of the connector makes it.
+    pub async fn connect(&self) -> Result<Conn, MySqlError> {
+        self.server.connect().await
     }
 
     /// The partition of every record: `{"server": "<topic.prefix>"}`.
@@ -246,6 +248,14 @@ impl MySqlSource {
         offset: &serde_json::Value,
     ) -> Result<(), MySqlError> {
         let ours = self.partition();
+        if SourcePartition::from_json(partition) == history_partition(&self.cfg.prefix) {
+            return Err(MySqlError::Position(
+                "this partition holds the connector's schema history and cannot be set by \
+                 hand; remove it (offset null) to have the connector read the table \
+                 definitions from information_schema when it starts"
+                    .into(),
+            ));
+        }
         if SourcePartition::from_json(partition) != ours {
             return Err(MySqlError::Position(format!(
                 "partition {partition} is not this connector's; use {{\"server\": \"{}\"}}",
@@ -367,11 +377,13 @@ enum Phase {
 /// The running task.
 pub struct MySqlTask {
     source: Arc<MySqlConfig>,
-    opts: Opts,
+    server: ServerOpts,
     partition: SourcePartition,
     mariadb: bool,
     phase: Option<Phase>,
     progress: ProgressHandle,
+    /// Schema-change records to send before anything else (seeding the schema history).
+    pending: Vec<SourceRecord>,
 }
 
 impl MySqlSource {
@@ -379,6 +391,7 @@ impl MySqlSource {
         let cfg = self.cfg.clone();
         let partition = self.partition();
         let mut conn = self.connect().await?;
+        self.server.log_negotiated(&mut conn).await;
         let version: String = conn
             .query_first("SELECT VERSION()")
             .await
@@ -411,48 +424,79 @@ impl MySqlSource {
             }
         }
 
+        // The schema history (include.schema.changes): stored, or read again.
+        let resumes_snapshot =
+            matches!(resume, Resume::Snapshot(..)) && cfg.snapshot_mode.reads_rows();
+        let history = history::plan(
+            &cfg,
+            &ctx.offsets,
+            &partition,
+            match &resume {
+                Resume::Stream(p) | Resume::Snapshot(p, _) => Some(p),
+                Resume::Nothing => None,
+            },
+            resumes_snapshot,
+            mariadb,
+        );
+        let pending;
         let phase = match resume {
             Resume::Stream(pos) => {
                 ctx.progress.set_phase("streaming");
+                let (history, seeds) =
+                    history::start(&mut conn, &cfg, history, &pos, mariadb).await?;
+                pending = seeds;
                 let _ = conn.disconnect().await;
-                self.stream_phase(&pos, mariadb, &ctx.progress).await?
+                self.stream_phase(&pos, mariadb, &ctx.progress, history)
+                    .await?
             }
             Resume::Snapshot(pos, cursor) if cfg.snapshot_mode.reads_rows() => {
                 ctx.progress.set_phase("snapshot");
-                let snap = Snapshot::begin(
+                let mut snap = Snapshot::begin(
                     conn,
                     cfg.clone(),
                     partition.clone(),
                     connector,
                     mariadb,
                     Some((pos, cursor)),
+                    history,
                 )
                 .await?;
+                pending = snap.take_seed_records();
                 Phase::Snapshot(Box::new(snap))
             }
             Resume::Snapshot(pos, _) => {
+                let (history, seeds) =
+                    history::start(&mut conn, &cfg, history, &pos, mariadb).await?;
+                pending = seeds;
                 let _ = conn.disconnect().await;
-                self.stream_phase(&pos, mariadb, &ctx.progress).await?
+                self.stream_phase(&pos, mariadb, &ctx.progress, history)
+                    .await?
             }
             Resume::Nothing => match cfg.snapshot_mode {
                 SnapshotMode::Initial | SnapshotMode::InitialOnly | SnapshotMode::WhenNeeded => {
                     ctx.progress.set_phase("snapshot");
-                    let snap = Snapshot::begin(
+                    let mut snap = Snapshot::begin(
                         conn,
                         cfg.clone(),
                         partition.clone(),
                         connector,
                         mariadb,
                         None,
+                        history,
                     )
                     .await?;
+                    pending = snap.take_seed_records();
                     Phase::Snapshot(Box::new(snap))
                 }
                 SnapshotMode::NoData => {
                     let pos = read_position(&mut conn, mariadb).await?;
+                    let (history, seeds) =
+                        history::start(&mut conn, &cfg, history, &pos, mariadb).await?;
+                    pending = seeds;
                     let _ = conn.disconnect().await;
                     ctx.progress.set_phase("streaming");
-                    self.stream_phase(&pos, mariadb, &ctx.progress).await?
+                    self.stream_phase(&pos, mariadb, &ctx.progress, history)
+                        .await?
                 }
                 SnapshotMode::Never => {
                     // Debezium's `never`: read the whole binlog the server still has.
@@ -465,8 +509,6 @@ impl MySqlSource {
                         .next()
                         .and_then(|mut r| r.take::<String, _>(0))
                         .unwrap_or_default();
-                    let _ = conn.disconnect().await;
-                    ctx.progress.set_phase("streaming");
                     let pos = StartPosition {
                         file: first,
                         pos: 4,
@@ -474,17 +516,26 @@ impl MySqlSource {
                         skip_rows: 0,
                         by_gtid: false,
                     };
-                    self.stream_phase(&pos, mariadb, &ctx.progress).await?
+                    // The definitions are today's while the stream starts at the oldest
+                    // binlog (see the history module).
+                    let (history, seeds) =
+                        history::start(&mut conn, &cfg, history, &pos, mariadb).await?;
+                    pending = seeds;
+                    let _ = conn.disconnect().await;
+                    ctx.progress.set_phase("streaming");
+                    self.stream_phase(&pos, mariadb, &ctx.progress, history)
+                        .await?
                 }
             },
         };
         Ok(MySqlTask {
             source: cfg,
-            opts: self.opts(),
+            server: self.server.clone(),
             partition,
             mariadb,
             phase: Some(phase),
             progress: ctx.progress,
+            pending,
         })
     }
 
@@ -493,14 +544,16 @@ impl MySqlSource {
         pos: &StartPosition,
         mariadb: bool,
         progress: &ProgressHandle,
+        history: Option<Box<SchemaHistory>>,
     ) -> Result<Phase, MySqlError> {
         start_streaming(
             self.cfg.clone(),
-            self.opts(),
+            self.server.clone(),
             self.partition(),
             mariadb,
             pos,
             progress.clone(),
+            history,
         )
         .await
     }
@@ -509,24 +562,29 @@ impl MySqlSource {
 /// Opens the replica connection at `pos` and starts the pump task that reads it.
 async fn start_streaming(
     cfg: Arc<MySqlConfig>,
-    opts: Opts,
+    server: ServerOpts,
     partition: SourcePartition,
     mariadb: bool,
     pos: &StartPosition,
     progress: ProgressHandle,
+    mut history: Option<Box<SchemaHistory>>,
 ) -> Result<Phase, MySqlError> {
-    let stream = open_stream(opts.clone(), &cfg, mariadb, pos).await?;
+    if let Some(h) = history.as_mut() {
+        h.start_stream(&server).await?;
+    }
+    let stream = open_stream(&server, &cfg, mariadb, pos).await?;
     let reader = BinlogReader::new(
         cfg.clone(),
         partition.clone(),
         pos,
         cfg.flavor.connector_name(),
-    );
+    )
+    .with_history(history);
     Ok(Phase::Streaming(StreamPump::spawn(Streamer {
         stream,
         reader,
         cfg,
-        opts,
+        server,
         partition,
         progress,
     })))
@@ -534,6 +592,9 @@ async fn start_streaming(
 
 impl MySqlTask {
     async fn poll_inner(&mut self) -> Result<Vec<SourceRecord>, MySqlError> {
+        if !self.pending.is_empty() {
+            return Ok(std::mem::take(&mut self.pending));
+        }
         let Some(phase) = self.phase.take() else {
             return Ok(Vec::new());
         };
@@ -554,6 +615,7 @@ impl MySqlTask {
                     info!(connector = %self.source.name, rows = snap.rows_done, "snapshot finished");
                     self.progress.set_snapshot(snap.rows_done, snap.rows_done);
                     let pos = snap.position.clone();
+                    let history = snap.take_history();
                     let conn = snap.finish().await;
                     let _ = conn.disconnect().await;
                     if self.source.snapshot_mode == SnapshotMode::InitialOnly {
@@ -565,11 +627,12 @@ impl MySqlTask {
                     self.phase = Some(
                         start_streaming(
                             self.source.clone(),
-                            self.opts.clone(),
+                            self.server.clone(),
                             self.partition.clone(),
                             self.mariadb,
                             &pos,
                             self.progress.clone(),
+                            history,
                         )
                         .await?,
                     );

@@ -19,8 +19,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mysql_async::BinlogStream;
 use mysql_async::prelude::Queryable as _;
-use mysql_async::{BinlogStream, Conn, Opts};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tributary_runtime::progress::ProgressHandle;
@@ -29,6 +29,7 @@ use tributary_runtime::record::{Payload, SourcePartition, SourceRecord};
 use crate::binlog::BinlogReader;
 use crate::config::MySqlConfig;
 use crate::error::MySqlError;
+use crate::tls::ServerOpts;
 
 /// How long a streaming batch may wait for more records once it holds one.
 const STREAM_LINGER: Duration = Duration::from_millis(10);
@@ -49,7 +50,7 @@ pub(crate) struct Streamer {
     pub stream: BinlogStream,
     pub reader: BinlogReader,
     pub cfg: Arc<MySqlConfig>,
-    pub opts: Opts,
+    pub server: ServerOpts,
     pub partition: SourcePartition,
     pub progress: ProgressHandle,
 }
@@ -220,7 +221,7 @@ impl Streamer {
         let (Some(file), Some(pos)) = (at.value["file"].as_str(), at.value["pos"].as_u64()) else {
             return;
         };
-        let Ok(mut conn) = Conn::new(self.opts.clone()).await else {
+        let Ok(mut conn) = self.server.connect().await else {
             return;
         };
         let logs: Result<Vec<mysql_async::Row>, _> = conn.query("SHOW BINARY LOGS").await;

@@ -13,4 +13,5 @@ mod resume;
 mod schema_change;
 mod snapshot;
 mod streaming;
+mod tls;
 mod types;

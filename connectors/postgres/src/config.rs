@@ -1,4 +1,7 @@
-//! Configuration: Debezium's Postgres connector names, parsed and checked without I/O.
+//! Configuration: Debezium's Postgres connector names, parsed and checked without network
+//! I/O. The TLS files (`database.sslrootcert`, `database.sslcert`, `database.sslkey`) and, for
+//! `verify-ca`/`verify-full` without a root certificate, the system trust store are read here,
+//! so a bad one is a config error ([`crate::tls`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -6,6 +9,8 @@ use std::time::Duration;
 use tributary_runtime::config::{ConfigDef, ConfigErrors, FieldType, Parsed, Secret};
 use tributary_runtime::converter::json::{BinaryMode, DecimalMode, TimePrecisionMode, ValueModes};
 use tributary_runtime::model::{Op, TableId};
+
+use crate::tls::{TlsFiles, TlsSettings};
 
 /// `snapshot.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +44,45 @@ pub enum IntervalMode {
     String,
 }
 
-/// `database.sslmode`. Only plaintext is implemented; `prefer` connects without TLS.
+/// `database.sslmode`, as libpq and Debezium name them; what each checks is in [`crate::tls`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
+    /// Plaintext only.
     Disable,
+    /// Treated as `prefer` (libpq tries plaintext first).
+    Allow,
+    /// TLS when the server accepts it, else plaintext.
     Prefer,
+    /// TLS; the certificate is not checked unless `database.sslrootcert` is set.
+    Require,
+    /// TLS; the certificate chain is checked, not the host name.
+    VerifyCa,
+    /// TLS; the certificate chain and the host name are checked.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    fn parse(text: &str) -> SslMode {
+        match text {
+            "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => SslMode::Prefer,
+        }
+    }
 }
 
 /// The validated connector configuration.
@@ -76,7 +115,8 @@ pub struct PgConfig {
     pub provide_transaction_metadata: bool,
     pub skipped_operations: Vec<Op>,
     pub status_update_interval: Duration,
-    pub sslmode: SslMode,
+    /// `database.sslmode` and the `database.ssl*` files, loaded and checked.
+    pub tls: TlsSettings,
     pub max_batch_size: usize,
 }
 
@@ -362,10 +402,34 @@ pub(crate) fn config_def() -> ConfigDef {
         .optional(
             "database.sslmode",
             FieldType::Enum {
-                values: &["disable", "prefer"],
+                values: &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
             },
             "prefer",
-            "TLS: only plaintext connections are implemented (prefer falls back to plaintext).",
+            "TLS of both connections (SQL and replication): disable; allow and prefer (TLS when the server offers it, else plaintext); require (TLS, certificate not checked unless database.sslrootcert is set); verify-ca (chain); verify-full (chain and host name).",
+        )
+        .maybe(
+            "database.sslrootcert",
+            FieldType::String,
+            "PEM file of the CA certificates that may sign the server certificate; without it verify-ca and verify-full use the system trust store.",
+        )
+        .maybe(
+            "database.sslcert",
+            FieldType::String,
+            "Client certificate (PEM, or DER) for servers that ask for one; needs database.sslkey.",
+        )
+        .maybe(
+            "database.sslkey",
+            FieldType::String,
+            "Private key of database.sslcert: unencrypted PEM (PKCS#8, PKCS#1 or SEC1) or DER PKCS#8.",
+        )
+        .maybe(
+            "database.sslpassword",
+            FieldType::Password,
+            "Accepted for Debezium configs but not used: an encrypted database.sslkey is refused; decrypt the key instead.",
+        )
+        .ignore(
+            "database.sslfactory",
+            "TLS is built in (rustls); database.sslmode and database.sslrootcert/sslcert/sslkey configure it",
         )
         .optional(
             "max.batch.size",
@@ -476,6 +540,23 @@ pub fn validate(name: &str, parsed: &Parsed) -> Result<PgConfig, ConfigErrors> {
             "is only run on heartbeats; set heartbeat.interval.ms above 0",
         );
     }
+    let file = |field: &str| {
+        parsed
+            .str(field)
+            .map(str::trim)
+            .filter(|path| !path.is_empty())
+    };
+    let host = parsed.string("database.hostname");
+    let tls = TlsSettings::build(
+        SslMode::parse(&parsed.string("database.sslmode")),
+        host.trim(),
+        TlsFiles {
+            rootcert: file("database.sslrootcert"),
+            cert: file("database.sslcert"),
+            key: file("database.sslkey"),
+        },
+        &mut errors,
+    );
     let value_modes = ValueModes {
         decimal: match parsed.string("decimal.handling.mode").as_str() {
             "double" => DecimalMode::Double,
@@ -496,7 +577,7 @@ pub fn validate(name: &str, parsed: &Parsed) -> Result<PgConfig, ConfigErrors> {
     };
     let config = PgConfig {
         name: name.to_owned(),
-        host: parsed.string("database.hostname"),
+        host,
         port: u16::try_from(port).unwrap_or(5432),
         user: parsed.string("database.user"),
         password: parsed.secret("database.password"),
@@ -526,11 +607,7 @@ pub fn validate(name: &str, parsed: &Parsed) -> Result<PgConfig, ConfigErrors> {
         status_update_interval: Duration::from_millis(
             parsed.int("status.update.interval.ms").unwrap_or(10_000) as u64,
         ),
-        sslmode: if parsed.string("database.sslmode") == "disable" {
-            SslMode::Disable
-        } else {
-            SslMode::Prefer
-        },
+        tls,
         max_batch_size: parsed.int("max.batch.size").unwrap_or(2048) as usize,
     };
     errors.into_result(config)
@@ -583,6 +660,7 @@ fn parse_skipped(list: &[String]) -> Result<Vec<Op>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::Verification;
     use tributary_runtime::config::RawConfig;
 
     fn parse(extra: &[(&str, &str)]) -> Result<PgConfig, ConfigErrors> {
@@ -676,6 +754,184 @@ mod tests {
             err.to_string()
                 .contains("table.exclude.list: cannot be combined")
         );
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/testdata/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn sslmode_values_and_verification() {
+        let c = parse(&[]).expect("valid");
+        assert_eq!(c.tls.mode, SslMode::Prefer);
+        assert_eq!(c.tls.verification, Verification::None);
+        for (text, mode) in [
+            ("disable", SslMode::Disable),
+            ("allow", SslMode::Allow),
+            ("prefer", SslMode::Prefer),
+            ("require", SslMode::Require),
+            ("VERIFY-CA", SslMode::VerifyCa),
+            ("verify-full", SslMode::VerifyFull),
+        ] {
+            let c = parse(&[
+                ("database.sslmode", text),
+                ("database.sslrootcert", &fixture("ca.pem")),
+            ])
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(c.tls.mode, mode, "{text}");
+            assert_eq!(c.tls.mode.as_str(), text.to_ascii_lowercase());
+        }
+        // As libpq: a root certificate makes require (and prefer) check the chain.
+        let c = parse(&[
+            ("database.sslmode", "require"),
+            ("database.sslrootcert", &fixture("ca.pem")),
+        ])
+        .expect("valid");
+        assert_eq!(c.tls.verification, Verification::Chain);
+        assert!(c.tls.trust_source().contains("ca.pem"));
+        let c = parse(&[("database.sslmode", "require")]).expect("valid");
+        assert_eq!(c.tls.verification, Verification::None);
+        let c = parse(&[
+            ("database.sslmode", "verify-full"),
+            ("database.sslrootcert", &fixture("ca.pem")),
+        ])
+        .expect("valid");
+        assert_eq!(c.tls.verification, Verification::Full);
+
+        let err = parse(&[("database.sslmode", "verify_full")]).expect_err("typo");
+        let text = err.to_string();
+        assert!(text.contains("database.sslmode: must be one of"), "{text}");
+        assert!(text.contains("did you mean \"verify-full\""), "{text}");
+    }
+
+    #[test]
+    fn verify_without_root_cert_uses_the_system_store() {
+        let system_has_cas = !rustls_native_certs::load_native_certs().certs.is_empty();
+        let result = parse(&[("database.sslmode", "verify-full")]);
+        if system_has_cas {
+            let c = result.expect("system roots");
+            assert_eq!(c.tls.trust_source(), "the system trust store");
+        } else {
+            let text = result.expect_err("no roots").to_string();
+            assert!(text.contains("database.sslrootcert: is required"), "{text}");
+        }
+    }
+
+    #[test]
+    fn tls_file_errors_name_the_field() {
+        let err = parse(&[
+            ("database.sslmode", "verify-ca"),
+            ("database.sslrootcert", "/nonexistent/root.crt"),
+        ])
+        .expect_err("missing file");
+        let text = err.to_string();
+        assert!(
+            text.contains("database.sslrootcert: cannot read /nonexistent/root.crt"),
+            "{text}"
+        );
+
+        let err = parse(&[
+            ("database.sslmode", "verify-ca"),
+            ("database.sslrootcert", &fixture("client.key")),
+        ])
+        .expect_err("a key is no CA");
+        assert!(
+            err.to_string().contains("database.sslrootcert: ")
+                && err.to_string().contains("holds no certificate"),
+            "{err}"
+        );
+
+        let err = parse(&[("database.sslcert", &fixture("client.pem"))]).expect_err("no key");
+        assert!(
+            err.to_string()
+                .contains("database.sslkey: is required with database.sslcert"),
+            "{err}"
+        );
+        let err = parse(&[("database.sslkey", &fixture("client.key"))]).expect_err("no cert");
+        assert!(
+            err.to_string()
+                .contains("database.sslcert: is required with database.sslkey"),
+            "{err}"
+        );
+
+        let err = parse(&[
+            ("database.sslcert", &fixture("client.pem")),
+            ("database.sslkey", &fixture("client-encrypted.key")),
+            ("database.sslpassword", "secret"),
+        ])
+        .expect_err("encrypted key");
+        let text = err.to_string();
+        assert!(text.contains("database.sslkey: "), "{text}");
+        assert!(text.contains("is encrypted"), "{text}");
+        assert!(text.contains("openssl pkey"), "{text}");
+
+        let err = parse(&[
+            ("database.sslcert", &fixture("client.pem")),
+            ("database.sslkey", &fixture("other.key")),
+        ])
+        .expect_err("key of another certificate");
+        assert!(
+            err.to_string()
+                .contains("database.sslkey: does not go with the certificate"),
+            "{err}"
+        );
+
+        let err = parse(&[
+            ("database.hostname", "not a host"),
+            ("database.sslmode", "verify-full"),
+            ("database.sslrootcert", &fixture("ca.pem")),
+        ])
+        .expect_err("name cannot be verified");
+        assert!(err.to_string().contains("database.hostname: "), "{err}");
+
+        // Files are not read when TLS is off.
+        let c = parse(&[
+            ("database.sslmode", "disable"),
+            ("database.sslrootcert", "/nonexistent/root.crt"),
+        ])
+        .expect("disable ignores the files");
+        assert_eq!(c.tls.mode, SslMode::Disable);
+    }
+
+    #[test]
+    fn client_certificate_pem_and_der() {
+        for key in ["client.key", "client.pk8"] {
+            let c = parse(&[
+                ("database.sslmode", "require"),
+                ("database.sslcert", &fixture("client.pem")),
+                ("database.sslkey", &fixture(key)),
+            ])
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert!(c.tls.has_client_certificate(), "{key}");
+        }
+    }
+
+    #[test]
+    fn sslfactory_is_ignored_with_a_warning() {
+        let mut raw: RawConfig = [
+            ("database.hostname", "127.0.0.1"),
+            ("database.user", "cdc"),
+            ("database.dbname", "app"),
+            ("topic.prefix", "srv"),
+            (
+                "database.sslfactory",
+                "org.postgresql.ssl.DefaultJavaSSLFactory",
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let parsed = config_def().parse(&raw).expect("accepted");
+        assert!(
+            parsed
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("database.sslfactory: ignored")),
+            "{:?}",
+            parsed.warnings
+        );
+        raw.insert("database.sslfactroy".into(), "x".into());
+        assert!(config_def().parse(&raw).is_err(), "a typo is still refused");
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub enum PgError {
     /// A position set through the offsets API that the slot cannot resume from.
     #[error("{0}")]
     Position(String),
+    /// TLS could not be set up as `database.sslmode` asks; the message says why and what to change.
+    #[error("TLS with {what}: {message}")]
+    Tls { what: String, message: String },
     /// Authentication failed or is not supported.
     #[error("authentication of {user} failed: {message}")]
     Auth { user: String, message: String },
@@ -89,7 +92,7 @@ impl PgError {
             | PgError::Setup(_)
             | PgError::SlotLost(_)
             | PgError::Position(_) => ErrorKind::Definite,
-            PgError::Auth { .. } => ErrorKind::Definite,
+            PgError::Auth { .. } | PgError::Tls { .. } => ErrorKind::Definite,
         }
     }
 }
@@ -103,6 +106,7 @@ impl From<PgError> for ConnectorError {
             | PgError::SlotLost(m)
             | PgError::Protocol(m)
             | PgError::Position(m) => ConnectorError::new(kind, m),
+            tls @ PgError::Tls { .. } => ConnectorError::new(kind, tls.to_string()),
             PgError::Server {
                 code,
                 message,

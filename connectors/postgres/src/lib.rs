@@ -68,6 +68,13 @@
 //! `heartbeat.action.query` and `pg_logical_emit_message(false, '__tributary_heartbeat', '')`
 //! so that this database's WAL moves even when only other databases write.
 //!
+//! # TLS
+//!
+//! `database.sslmode` (libpq's modes) applies to both connection kinds, the tokio-postgres SQL
+//! connections and the replication connection, through one rustls configuration built when
+//! the config is validated (so unreadable or unparsable `database.sslrootcert`,
+//! `database.sslcert`, `database.sslkey` files are config errors). See [`tls`].
+//!
 //! # Errors
 //!
 //! Network failures are transient (the runtime restarts the task with backoff, which resumes
@@ -75,7 +82,9 @@
 //! `wal_level`, REPLICATION role, free slots and WAL senders, publication, REPLICA IDENTITY,
 //! slot active elsewhere) are definite and say how to fix them. A missing or invalidated slot
 //! with stored offsets is definite unless `snapshot.mode=when_needed`, which takes a new
-//! snapshot. Row values never appear in errors or logs.
+//! snapshot. A refused TLS handshake (untrusted CA, wrong host name) or a server that will not
+//! do what `database.sslmode` asks is definite and names the setting to change. Row values
+//! never appear in errors or logs.
 
 pub mod config;
 pub mod decode;
@@ -85,5 +94,6 @@ pub mod schema;
 pub mod slot;
 pub mod snapshot;
 pub mod source;
+pub mod tls;
 
 pub use source::{PostgresConnector, PostgresPlugin};

@@ -4,7 +4,9 @@
 //! protocol itself: startup with `replication=database`, password/MD5/SCRAM-SHA-256
 //! authentication, simple queries (`CREATE_REPLICATION_SLOT`, `IDENTIFY_SYSTEM`), and
 //! `START_REPLICATION ... LOGICAL` followed by the CopyBoth stream of `XLogData` and
-//! keepalive messages, answered with standby status updates.
+//! keepalive messages, answered with standby status updates. TLS is negotiated before the
+//! startup message as `database.sslmode` says ([`crate::tls`]); with TLS, SCRAM uses
+//! `SCRAM-SHA-256-PLUS` (channel binding) when the server offers it.
 //! See <https://www.postgresql.org/docs/15/protocol-replication.html>.
 //!
 //! Session settings are pinned at startup (`DateStyle=ISO`, `TimeZone=UTC`,
@@ -15,13 +17,14 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramSha256,
+};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::error::PgError;
+use crate::tls::{self, ReadHalf, TlsSettings, WriteHalf};
 
 /// A WAL position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -52,6 +55,8 @@ pub struct ConnectParams {
     pub password: Option<String>,
     pub dbname: String,
     pub application_name: String,
+    /// `database.sslmode` and its files.
+    pub tls: TlsSettings,
 }
 
 impl fmt::Debug for ConnectParams {
@@ -61,6 +66,7 @@ impl fmt::Debug for ConnectParams {
             .field("port", &self.port)
             .field("user", &self.user)
             .field("dbname", &self.dbname)
+            .field("sslmode", &self.tls.mode)
             .finish_non_exhaustive()
     }
 }
@@ -163,9 +169,12 @@ fn error_fields(body: &[u8]) -> (String, String) {
 
 /// A replication connection before streaming starts.
 pub struct ReplicationConnection {
-    reader: FrameReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: FrameReader<ReadHalf>,
+    writer: WriteHalf,
     out: BytesMut,
+    /// `tls-server-end-point` data of the TLS session, for SCRAM-SHA-256-PLUS.
+    channel_binding: Option<Vec<u8>>,
+    encrypted: bool,
 }
 
 /// One row of a simple query result: text values, `None` for NULL.
@@ -179,23 +188,19 @@ pub struct CreatedSlot {
 }
 
 impl ReplicationConnection {
-    /// Connects and authenticates with `replication=database`.
+    /// Connects (with TLS as `database.sslmode` says) and authenticates with
+    /// `replication=database`.
     pub async fn connect(params: &ConnectParams) -> Result<Self, PgError> {
-        let what = format!("postgres at {}:{}", params.host, params.port);
-        let stream = TcpStream::connect((params.host.as_str(), params.port))
-            .await
-            .map_err(|e| PgError::io(what.clone(), e))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| PgError::io(what.clone(), e))?;
-        let (read, writer) = stream.into_split();
+        let negotiated = tls::connect(&params.tls, &params.host, params.port).await?;
         let mut conn = ReplicationConnection {
             reader: FrameReader {
-                io: read,
+                io: negotiated.read,
                 buf: BytesMut::with_capacity(256 * 1024),
             },
-            writer,
+            writer: negotiated.write,
             out: BytesMut::new(),
+            channel_binding: negotiated.channel_binding,
+            encrypted: negotiated.encrypted,
         };
         let mut startup: Vec<(&str, &str)> = vec![
             ("user", params.user.as_str()),
@@ -226,6 +231,11 @@ impl ReplicationConnection {
         }
     }
 
+    /// True when the connection is encrypted with TLS.
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
     async fn flush(&mut self) -> Result<(), PgError> {
         let data = self.out.split().freeze();
         self.writer
@@ -252,6 +262,14 @@ impl ReplicationConnection {
                 b'R' => {}
                 b'E' => {
                     let (code, message) = error_fields(&body);
+                    if !self.encrypted
+                        && let Some(fix) = tls::plaintext_refused(&message)
+                    {
+                        return Err(PgError::Tls {
+                            what: format!("postgres at {}:{}", params.host, params.port),
+                            message: fix,
+                        });
+                    }
                     return Err(if code == "28P01" || code == "28000" {
                         auth_err(message)
                     } else {
@@ -299,15 +317,26 @@ impl ReplicationConnection {
                 10 => {
                     let mechanisms: Vec<&[u8]> =
                         body.split(|&b| b == 0).filter(|m| !m.is_empty()).collect();
-                    if !mechanisms.contains(&SCRAM_SHA_256.as_bytes()) {
+                    let plus = mechanisms.contains(&SCRAM_SHA_256_PLUS.as_bytes());
+                    if !plus && !mechanisms.contains(&SCRAM_SHA_256.as_bytes()) {
                         return Err(auth_err(
                             "the server offers no SASL mechanism this client supports (SCRAM-SHA-256)"
                                 .into(),
                         ));
                     }
                     let pw = password()?;
-                    let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut self.out)
+                    // As libpq: bind to the TLS channel when both sides can; tell the server
+                    // we could have when it did not offer it (so a downgrade is detected).
+                    let (mechanism, binding) = match (plus, self.channel_binding.clone()) {
+                        (true, Some(data)) => (
+                            SCRAM_SHA_256_PLUS,
+                            ChannelBinding::tls_server_end_point(data),
+                        ),
+                        (false, Some(_)) => (SCRAM_SHA_256, ChannelBinding::unrequested()),
+                        (_, None) => (SCRAM_SHA_256, ChannelBinding::unsupported()),
+                    };
+                    let s = ScramSha256::new(pw.as_bytes(), binding);
+                    frontend::sasl_initial_response(mechanism, s.message(), &mut self.out)
                         .map_err(|e| PgError::Protocol(e.to_string()))?;
                     self.flush().await?;
                     scram = Some(s);
@@ -481,7 +510,7 @@ pub fn quote_literal(text: &str) -> String {
 
 /// The CopyBoth stream after `START_REPLICATION`.
 pub struct ReplicationStream {
-    reader: FrameReader<OwnedReadHalf>,
+    reader: FrameReader<ReadHalf>,
     writer: StatusWriter,
 }
 
@@ -496,12 +525,12 @@ pub enum StreamMessage {
 
 /// Receives the stream.
 pub struct StreamReader {
-    reader: FrameReader<OwnedReadHalf>,
+    reader: FrameReader<ReadHalf>,
 }
 
 /// Sends standby status updates.
 pub struct StatusWriter {
-    writer: OwnedWriteHalf,
+    writer: WriteHalf,
     out: BytesMut,
 }
 

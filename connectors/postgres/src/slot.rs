@@ -1,6 +1,6 @@
 //! The SQL side: connection, preflight checks, publication, slot state, catalog lookups.
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, Connection, NoTls, Socket};
 use tracing::{info, warn};
 
 use tributary_runtime::model::TableId;
@@ -9,6 +9,7 @@ use crate::config::{PgConfig, PublicationMode};
 use crate::error::PgError;
 use crate::replication::{ConnectParams, Lsn, PINNED_SETTINGS, quote_ident};
 use crate::schema::{TypeCatalog, UserType};
+use crate::tls::ConnectionKind;
 
 /// Connection parameters of a config.
 pub fn connect_params(cfg: &PgConfig) -> ConnectParams {
@@ -19,6 +20,7 @@ pub fn connect_params(cfg: &PgConfig) -> ConnectParams {
         password: cfg.password.as_ref().map(|s| s.expose().to_owned()),
         dbname: cfg.dbname.clone(),
         application_name: format!("tributary-{}", cfg.name),
+        tls: cfg.tls.clone(),
     }
 }
 
@@ -40,16 +42,44 @@ pub async fn connect_sql(cfg: &PgConfig) -> Result<Client, PgError> {
         .map(|(k, v)| format!("-c {k}={}", v.replace(' ', "\\ ")))
         .collect();
     config.options(options.join(" "));
-    let (client, connection) = config.connect(NoTls).await.map_err(PgError::sql(format!(
-        "cannot connect to postgres at {}:{} as {} (database.hostname, database.port, database.user, database.password)",
-        cfg.host, cfg.port, cfg.user
-    )))?;
+    config.ssl_mode(cfg.tls.sql_ssl_mode());
+    let what = format!("postgres at {}:{}", cfg.host, cfg.port);
+    let failed = |e: tokio_postgres::Error| {
+        cfg.tls.sql_connect_error(&what, &e).unwrap_or_else(|| {
+            PgError::sql(format!(
+                "cannot connect to {what} as {} (database.hostname, database.port, database.user, database.password)",
+                cfg.user
+            ))(e)
+        })
+    };
+    match cfg.tls.make_tls_connect() {
+        Some(tls) => {
+            let negotiated = tls.negotiated.clone();
+            let (client, connection) = config.connect(tls).await.map_err(failed)?;
+            spawn_connection(connection);
+            let negotiated = negotiated.lock().ok().and_then(|n| n.clone());
+            cfg.tls.report(ConnectionKind::Sql, negotiated.as_ref());
+            Ok(client)
+        }
+        None => {
+            let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
+            spawn_connection(connection);
+            cfg.tls.report(ConnectionKind::Sql, None);
+            Ok(client)
+        }
+    }
+}
+
+/// Runs a tokio-postgres connection future on its own task.
+fn spawn_connection<T>(connection: Connection<Socket, T>)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             warn!(error = %e, "postgres sql connection ended");
         }
     });
-    Ok(client)
 }
 
 /// State of a replication slot from `pg_replication_slots`.

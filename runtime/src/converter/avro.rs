@@ -13,7 +13,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value as J, json};
 
-use super::connect::{ConnectSchema, ConnectType, Kind, column_schema, source_extra_kind};
+use super::connect::{
+    ConnectSchema, ConnectType, Kind, column_schema, source_extra_kind, source_extra_kind_by_name,
+};
 use super::json::{BinaryMode, ValueModes, format_uuid};
 use crate::model::time::{format_time_of_day, format_timestamp_utc};
 use crate::model::{ChangeEvent, Decimal, Row, SourceInfo, TableSchema, Value};
@@ -243,7 +245,32 @@ pub struct EncodeError {
 pub struct SourceShape {
     connector: &'static str,
     has_schema: bool,
-    extras: Vec<(&'static str, ConnectType)>,
+    extras: Vec<ExtraShape>,
+}
+
+/// One connector-specific `source` field of a [`SourceShape`].
+#[derive(Debug, Clone, PartialEq)]
+struct ExtraShape {
+    name: &'static str,
+    /// How a non-null value is written.
+    kind: Kind,
+    /// Fixed by the name (Debezium's fields): any value fits; else the value's type decides.
+    by_name: bool,
+}
+
+/// The Avro kind a `source` field of this Connect type is written as.
+fn extra_avro_kind(ty: &ConnectType) -> Kind {
+    match ty {
+        ConnectType::Int64 | ConnectType::Int32 => Kind::Long,
+        ConnectType::Boolean => Kind::Boolean,
+        ConnectType::Float64 => Kind::Double,
+        _ => Kind::Str,
+    }
+}
+
+/// Same `&'static str`: the literal is usually the very same one, so compare pointers first.
+fn same_name(a: &'static str, b: &'static str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 impl SourceShape {
@@ -254,7 +281,11 @@ impl SourceShape {
             extras: source
                 .extra
                 .iter()
-                .map(|(n, v)| (*n, source_extra_kind(n, v)))
+                .map(|(name, value)| ExtraShape {
+                    name,
+                    kind: extra_avro_kind(&source_extra_kind(name, value)),
+                    by_name: source_extra_kind_by_name(name).is_some(),
+                })
                 .collect(),
         }
     }
@@ -268,8 +299,11 @@ impl SourceShape {
                 .extras
                 .iter()
                 .zip(&source.extra)
-                .all(|((n, k), (name, value))| {
-                    n == name && (value.is_null() || *k == source_extra_kind(name, value))
+                .all(|(e, (name, value))| {
+                    same_name(e.name, name)
+                        && (e.by_name
+                            || value.is_null()
+                            || e.kind == extra_avro_kind(&source_extra_kind(name, value)))
                 })
     }
 }
@@ -571,6 +605,7 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
 /// [`super::connect::envelope_schema`]; `plan` covers all columns).
 pub fn encode_envelope(
     plan: &RowPlan,
+    shape: Option<&SourceShape>,
     event: &ChangeEvent,
     modes: &ValueModes,
     buf: &mut Vec<u8>,
@@ -602,19 +637,25 @@ pub fn encode_envelope(
             write_str(buf, t);
         }
     }
-    for (name, value) in &src.extra {
+    // The shape the codec was checked against gives each field's kind (it matched `src`).
+    let shaped = shape
+        .map(|s| s.extras.as_slice())
+        .filter(|e| e.len() == src.extra.len());
+    for (i, (name, value)) in src.extra.iter().enumerate() {
         if value.is_null() {
             buf.push(0);
             continue;
         }
         buf.push(2);
-        let kind = match source_extra_kind(name, value) {
-            ConnectType::Int64 | ConnectType::Int32 => Kind::Long,
-            ConnectType::Boolean => Kind::Boolean,
-            ConnectType::Float64 => Kind::Double,
-            _ => Kind::Str,
+        let derived;
+        let kind = match shaped.and_then(|e| e.get(i)) {
+            Some(e) => &e.kind,
+            None => {
+                derived = extra_avro_kind(&source_extra_kind(name, value));
+                &derived
+            }
         };
-        let written = match (&kind, value) {
+        let written = match (kind, value) {
             (Kind::Str, Value::Int(n)) => {
                 write_str(buf, &n.to_string());
                 Ok(())
@@ -623,7 +664,7 @@ pub fn encode_envelope(
                 write_str(buf, &n.to_string());
                 Ok(())
             }
-            _ => encode_value(&kind, value, buf),
+            _ => encode_value(kind, value, buf),
         };
         written.map_err(|problem| EncodeError {
             column: format!("source.{name}"),

@@ -282,7 +282,7 @@ impl AvroConverter {
             }
         };
         codec.writer.write(buf, |out| {
-            avro::encode_envelope(&codec.plan, event, modes, out)
+            avro::encode_envelope(&codec.plan, codec.shape.as_ref(), event, modes, out)
                 .map_err(|e| encode_error(topic, &event.table.id, e))
         })
     }

@@ -402,19 +402,24 @@ pub fn flat_row_schema(table: &TableSchema, modes: &ValueModes) -> ConnectSchema
 /// Kind of a connector-specific `source` field. Known Debezium fields have fixed types so a
 /// null in one event does not change the schema; others follow their value.
 pub fn source_extra_kind(name: &str, value: &Value) -> ConnectType {
-    match name {
+    source_extra_kind_by_name(name).unwrap_or_else(|| match value {
+        Value::Int(_) | Value::UInt(_) => ConnectType::Int64,
+        Value::Bool(_) => ConnectType::Boolean,
+        Value::Float32(_) | Value::Float64(_) => ConnectType::Float64,
+        _ => ConnectType::String,
+    })
+}
+
+/// The type of a `source` field that Debezium fixes by its name, whatever the value.
+pub fn source_extra_kind_by_name(name: &str) -> Option<ConnectType> {
+    Some(match name {
         "server_id" | "pos" | "thread" | "txId" | "lsn" | "xmin" | "ts_us" | "ts_ns" | "seq" => {
             ConnectType::Int64
         }
         "row" => ConnectType::Int32,
         "file" | "gtid" | "query" | "sequence" | "xid" => ConnectType::String,
-        _ => match value {
-            Value::Int(_) | Value::UInt(_) => ConnectType::Int64,
-            Value::Bool(_) => ConnectType::Boolean,
-            Value::Float32(_) | Value::Float64(_) => ConnectType::Float64,
-            _ => ConnectType::String,
-        },
-    }
+        _ => return None,
+    })
 }
 
 /// Debezium's `source` struct for this connector and this event's fields.

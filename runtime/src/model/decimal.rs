@@ -62,6 +62,25 @@ impl Decimal {
         })
     }
 
+    /// Builds a decimal from the ASCII digits of its unscaled magnitude (leading zeros
+    /// allowed), a sign and a scale: what a binary decimal decoder produces without going
+    /// through text. `None` when `digits` holds anything but ASCII digits.
+    pub fn from_unscaled_digits(negative: bool, mut digits: String, scale: u32) -> Option<Self> {
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let zeros = digits.len() - digits.trim_start_matches('0').len();
+        digits.drain(..zeros);
+        if digits.is_empty() {
+            digits.push('0');
+        }
+        Some(Decimal {
+            negative: negative && digits != "0",
+            digits,
+            scale,
+        })
+    }
+
     /// Builds a decimal from an unscaled integer and a scale.
     pub fn from_i128(unscaled: i128, scale: u32) -> Self {
         let negative = unscaled < 0;
@@ -88,6 +107,29 @@ impl Decimal {
     /// The unscaled value as minimal big-endian two's-complement bytes (Kafka Connect
     /// `Decimal`, Avro `decimal`).
     pub fn unscaled_be_bytes(&self) -> Vec<u8> {
+        // Up to 38 digits the magnitude fits a u128: no long division.
+        if self.digits.len() <= 38
+            && let Ok(magnitude) = self.digits.parse::<u128>()
+            && let Ok(magnitude) = i128::try_from(magnitude)
+        {
+            let value = if self.negative { -magnitude } else { magnitude };
+            let bytes = value.to_be_bytes();
+            // Minimal two's complement: drop leading bytes that only repeat the sign.
+            let fill = if value < 0 { 0xff } else { 0x00 };
+            let mut start = 0;
+            while start + 1 < bytes.len()
+                && bytes[start] == fill
+                && (bytes[start + 1] & 0x80) == (fill & 0x80)
+            {
+                start += 1;
+            }
+            return bytes[start..].to_vec();
+        }
+        self.long_be_bytes()
+    }
+
+    /// [`Decimal::unscaled_be_bytes`] for any number of digits.
+    fn long_be_bytes(&self) -> Vec<u8> {
         // Magnitude in base 256, little-endian, by repeated division of the digit string.
         let mut decimal: Vec<u8> = self.digits.bytes().map(|b| b - b'0').collect();
         let mut magnitude = Vec::new();
@@ -244,7 +286,23 @@ mod tests {
         assert_eq!(back.to_string(), text);
     }
 
+    #[test]
+    fn unscaled_digits_are_normalised() {
+        let d = Decimal::from_unscaled_digits(true, "000012345".into(), 2).expect("digits");
+        assert_eq!(d.to_string(), "-123.45");
+        let zero = Decimal::from_unscaled_digits(true, "0000".into(), 2).expect("digits");
+        assert_eq!(zero, Decimal::parse("0.00").expect("parses"));
+        assert!(Decimal::from_unscaled_digits(false, "12a".into(), 0).is_none());
+    }
+
     proptest! {
+        /// The u128 fast path gives the bytes of the long division, sign and length included.
+        #[test]
+        fn fast_bytes_equal_long_division(v in any::<i128>(), shift in 0u32..100) {
+            let d = Decimal::from_i128(v >> (shift % 127), 0);
+            prop_assert_eq!(d.unscaled_be_bytes(), d.long_be_bytes());
+        }
+
         #[test]
         fn bytes_round_trip(v in any::<i128>(), scale in 0u32..20) {
             let d = Decimal::from_i128(v, scale);

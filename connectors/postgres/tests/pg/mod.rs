@@ -6,6 +6,7 @@ mod crash;
 mod preflight;
 mod resume;
 mod stream;
+mod tls;
 mod types;
 mod wal;
 
