@@ -32,8 +32,9 @@ struct Slot {
 #[derive(Debug)]
 struct PartitionTrack {
     partition: SourcePartition,
-    /// Offset of the last record of the acknowledged prefix not yet taken for commit.
-    committable: Option<SourceOffset>,
+    /// Offset of the last record of the acknowledged prefix not yet taken for commit, with
+    /// that record's sequence number.
+    committable: Option<(u64, SourceOffset)>,
 }
 
 /// Tracks in-flight source records and yields the offsets that are safe to commit.
@@ -108,22 +109,33 @@ impl AckTracker {
         // Advance over the contiguous acknowledged prefix.
         while self.pending.front().is_some_and(|s| s.acked) {
             if let Some(done) = self.pending.pop_front() {
+                let seq = self.base_seq;
                 self.base_seq += 1;
                 if let Some(offset) = done.offset
                     && let Some(track) = self.partitions.get_mut(done.partition as usize)
                 {
-                    track.committable = Some(offset);
+                    track.committable = Some((seq, offset));
                 }
             }
         }
     }
 
-    /// Offsets that became committable since the last call, one per source partition.
+    /// Offsets that became committable since the last call, one per source partition, in
+    /// the order their records were produced: an offset store that cannot write them
+    /// atomically writes them in this order, so a crash between two writes leaves the
+    /// earlier position stored, never the later one alone.
     pub fn take_committable(&mut self) -> Vec<(SourcePartition, SourceOffset)> {
-        self.partitions
+        let mut taken: Vec<_> = self
+            .partitions
             .iter_mut()
-            .filter_map(|t| t.committable.take().map(|o| (t.partition.clone(), o)))
-            .collect()
+            .filter_map(|t| {
+                t.committable
+                    .take()
+                    .map(|(seq, o)| (seq, t.partition.clone(), o))
+            })
+            .collect();
+        taken.sort_unstable_by_key(|(seq, ..)| *seq);
+        taken.into_iter().map(|(_, p, o)| (p, o)).collect()
     }
 
     /// Records tracked but not yet acknowledged.
@@ -187,7 +199,8 @@ mod tests {
         t.ack(a0);
         assert_eq!(
             t.take_committable(),
-            vec![(a.clone(), offset(1)), (b.clone(), offset(10))]
+            vec![(b.clone(), offset(10)), (a.clone(), offset(1))],
+            "in the order of the committed records: b0 before a1"
         );
         t.ack(b1);
         assert_eq!(t.take_committable(), vec![(b, offset(11))]);

@@ -212,12 +212,15 @@ impl KafkaOffsetStore {
     }
 
     /// Produces records (`None` value = tombstone) and waits for every delivery report.
+    /// Several records go one after the other, each acknowledged before the next is sent:
+    /// they may land on different partitions of the offsets topic, and a crash between two
+    /// must leave the earlier positions stored (records come in production order, see
+    /// `AckTracker::take_committable`), never a later one without them.
     async fn write(
         &self,
         connector: &str,
         records: Vec<(SourcePartition, Option<SourceOffset>)>,
     ) -> Result<(), OffsetStoreError> {
-        let mut pending = Vec::with_capacity(records.len());
         for (partition, offset) in &records {
             let key = offset_key(connector, partition);
             let value = offset
@@ -240,12 +243,9 @@ impl KafkaOffsetStore {
             if let Some(value) = &value {
                 record = record.payload(value.as_slice());
             }
-            loop {
+            let delivery = loop {
                 match self.producer.send_result(record) {
-                    Ok(delivery) => {
-                        pending.push(delivery);
-                        break;
-                    }
+                    Ok(delivery) => break delivery,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         record = back;
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -254,9 +254,7 @@ impl KafkaOffsetStore {
                         return Err(store_error(&self.topic, format!("cannot produce: {e}")));
                     }
                 }
-            }
-        }
-        for delivery in pending {
+            };
             match delivery.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => {
