@@ -80,11 +80,6 @@ impl SslMode {
             SslMode::VerifyIdentity => "verify_identity",
         }
     }
-
-    /// The server certificate is verified (`verify_ca`, `verify_identity`).
-    pub fn verifies(self) -> bool {
-        matches!(self, SslMode::VerifyCa | SslMode::VerifyIdentity)
-    }
 }
 
 /// Which databases, tables and columns are captured.
@@ -217,8 +212,8 @@ pub fn config_def() -> ConfigDef {
         .optional("include.schema.changes", FieldType::Bool, "true", "Emit schema-change events on <topic.prefix>, with Debezium's tableChanges (the table right after each DDL; kept on a second offset partition).")
         .optional("provide.transaction.metadata", FieldType::Bool, "false", "Emit BEGIN/END events on <topic.prefix>.transaction and a transaction block in each event.")
         .maybe("skipped.operations", FieldType::List, "Operations not emitted: c, u, d (t is always skipped by MySQL).")
-        .optional("database.ssl.mode", FieldType::Enum { values: &["disabled", "preferred", "required", "verify_ca", "verify_identity"] }, "preferred", "TLS to the server. disabled: never; preferred: when the server offers it, without verifying its certificate; required: always, without verifying; verify_ca: always, the certificate must chain to database.ssl.truststore (else the webpki roots); verify_identity: like verify_ca, and the certificate must name database.hostname.")
-        .maybe("database.ssl.truststore", FieldType::String, "Path of a PEM file with the CA certificate(s) that verify the server (verify_ca, verify_identity). Not a Java key store: convert one with keytool -list -rfc -keystore <file> > ca.pem.")
+        .optional("database.ssl.mode", FieldType::Enum { values: &["disabled", "preferred", "required", "verify_ca", "verify_identity"] }, "preferred", "TLS to the server. disabled: never; preferred: when the server offers it, without verifying its certificate; required: always, without verifying; verify_ca: always, the certificate must chain to database.ssl.truststore, which it requires (the host name is not checked); verify_identity: the certificate must chain to database.ssl.truststore (else the built-in webpki roots of public CAs) and name database.hostname.")
+        .maybe("database.ssl.truststore", FieldType::String, "Path of a PEM file with the CA certificate(s) that verify the server: required with verify_ca; with verify_identity, the built-in webpki roots (public CAs) are used when it is not set. Not a Java key store: convert one with keytool -list -rfc -keystore <file> > ca.pem.")
         .maybe("database.ssl.truststore.password", FieldType::Password, "Not needed: the truststore is PEM (accepted for Debezium configs, ignored).")
         .maybe("database.ssl.keystore", FieldType::String, "Path of a PEM file with the client certificate (then intermediates) and its unencrypted RSA private key, for servers that require a client certificate. Convert PKCS#12 with openssl pkcs12 -in <file> -nodes -out keystore.pem.")
         .maybe("database.ssl.keystore.password", FieldType::Password, "Not needed: the keystore key is unencrypted PEM (accepted for Debezium configs, ignored).")
@@ -456,12 +451,24 @@ fn validate_tls(
     errors: &mut ConfigErrors,
     warnings: &mut Vec<String>,
 ) -> TlsConfig {
+    // The field's enum admits only these values (and defaults to preferred); anything else
+    // is refused rather than read as a weaker mode.
     let mode = match config.str("database.ssl.mode") {
         Some("disabled") => SslMode::Disabled,
+        Some("preferred") | None => SslMode::Preferred,
         Some("required") => SslMode::Required,
         Some("verify_ca") => SslMode::VerifyCa,
         Some("verify_identity") => SslMode::VerifyIdentity,
-        _ => SslMode::Preferred,
+        Some(other) => {
+            errors.push(
+                "database.ssl.mode",
+                format!(
+                    "unknown mode {other:?}; use disabled, preferred, required, verify_ca or \
+                     verify_identity"
+                ),
+            );
+            SslMode::VerifyIdentity
+        }
     };
     let truststore = config.str("database.ssl.truststore").and_then(|path| {
         TrustStore::read(path)
@@ -489,7 +496,21 @@ fn validate_tls(
              the server certificate; set database.ssl.mode=verify_ca or verify_identity to verify it"
         ));
     }
-    if mode.verifies() && !config.is_set("database.ssl.truststore") {
+    // verify_ca checks the chain but not the name: with public roots, any certificate a public
+    // CA issued for any domain would pass. As the mysql client (VERIFY_CA needs --ssl-ca),
+    // it needs a truststore; only verify_identity, which checks the name, may use the
+    // public roots.
+    if mode == SslMode::VerifyCa && !config.is_set("database.ssl.truststore") {
+        errors.push(
+            "database.ssl.truststore",
+            "is required with database.ssl.mode=verify_ca: verify_ca checks that the server \
+             certificate chains to a trusted CA but not the host name, so with public CAs any \
+             certificate they issued, for any domain, would pass; set database.ssl.truststore to \
+             the PEM of the CA that signed the server certificate, or use \
+             database.ssl.mode=verify_identity",
+        );
+    }
+    if mode == SslMode::VerifyIdentity && !config.is_set("database.ssl.truststore") {
         warnings.push(format!(
             "database.ssl.truststore: not set, so database.ssl.mode={m} trusts only the built-in \
              webpki roots (public CAs); set it to the PEM of your CA for a private CA"
@@ -684,6 +705,7 @@ mod tests {
         let cfg = parse(BASE).expect("valid");
         assert_eq!(cfg.tls.mode, SslMode::Preferred);
         assert!(cfg.tls.truststore.is_none() && cfg.tls.keystore.is_none());
+        let ca = fixture("ca.pem");
         for (text, mode) in [
             ("disabled", SslMode::Disabled),
             ("preferred", SslMode::Preferred),
@@ -691,7 +713,11 @@ mod tests {
             ("verify_ca", SslMode::VerifyCa),
             ("verify_identity", SslMode::VerifyIdentity),
         ] {
-            let cfg = parse(&with(&[("database.ssl.mode", text)])).expect(text);
+            let mut pairs = with(&[("database.ssl.mode", text)]);
+            if mode == SslMode::VerifyCa {
+                pairs.push(("database.ssl.truststore", ca.as_str()));
+            }
+            let cfg = parse(&pairs).expect(text);
             assert_eq!(cfg.tls.mode, mode);
             assert_eq!(mode.as_str(), text);
             assert!(
@@ -704,6 +730,50 @@ mod tests {
         }
         let err = parse(&with(&[("database.ssl.mode", "verify_full")])).expect_err("unknown");
         assert!(err.to_string().contains("database.ssl.mode"), "{err}");
+    }
+
+    #[test]
+    fn verify_ca_requires_a_truststore_and_verify_identity_may_use_public_roots() {
+        // verify_ca does not check the name: with public roots, any publicly issued
+        // certificate would pass, so it is refused without a truststore.
+        let err = parse(&with(&[("database.ssl.mode", "verify_ca")])).expect_err("no truststore");
+        let text = err.to_string();
+        assert!(
+            text.contains("database.ssl.truststore: is required with database.ssl.mode=verify_ca")
+                && text.contains("database.ssl.mode=verify_identity"),
+            "{text}"
+        );
+        assert_eq!(err.0.len(), 1, "{text}");
+        // An unreadable truststore is reported once, as unreadable.
+        let err = parse(&with(&[
+            ("database.ssl.mode", "verify_ca"),
+            ("database.ssl.truststore", "/nonexistent/ca.pem"),
+        ]))
+        .expect_err("unreadable");
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        let ca = fixture("ca.pem");
+        let cfg = parse(&with(&[
+            ("database.ssl.mode", "verify_ca"),
+            ("database.ssl.truststore", ca.as_str()),
+        ]))
+        .expect("verify_ca with a truststore");
+        assert!(cfg.tls.truststore.is_some());
+        assert!(
+            !cfg.warnings.iter().any(|w| w.contains("webpki")),
+            "{:?}",
+            cfg.warnings
+        );
+        // verify_identity checks the name too: public roots stay allowed, with a warning.
+        let cfg = parse(&with(&[("database.ssl.mode", "verify_identity")])).expect("valid");
+        assert!(cfg.tls.truststore.is_none());
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains("built-in webpki roots")),
+            "{:?}",
+            cfg.warnings
+        );
     }
 
     #[test]

@@ -10,8 +10,13 @@
 //! | `disabled` | never | - |
 //! | `preferred` (default) | when the server offers TLS | not verified |
 //! | `required` | always, else the connection fails | not verified |
-//! | `verify_ca` | always | chain to `database.ssl.truststore` (else the webpki roots) |
-//! | `verify_identity` | always | chain, and a subjectAltName matching `database.hostname` |
+//! | `verify_ca` | always | chain to `database.ssl.truststore`, which it requires |
+//! | `verify_identity` | always | chain (to `database.ssl.truststore`, else the webpki roots), and a subjectAltName matching `database.hostname` |
+//!
+//! `verify_ca` without a truststore is a config error, as the mysql client refuses
+//! `VERIFY_CA` without `--ssl-ca`: it does not check the name, so with the public webpki roots
+//! any certificate a public CA issued, for any domain, would pass. Only `verify_identity`
+//! falls back to the public roots (with a warning at validation).
 //!
 //! `preferred` asks for TLS; only when the server's greeting lacks the SSL capability
 //! (mysql_async's `NoClientSslFlagFromServer`, before any credential is sent) does it connect
@@ -386,13 +391,15 @@ impl ServerOpts {
                     keys.key_pkcs1.clone().into(),
                 )));
             }
-            match tls.mode {
-                SslMode::VerifyCa | SslMode::VerifyIdentity => match &tls.truststore {
-                    Some(trust) => ssl
-                        .with_root_certs(vec![trust.pem.clone().into()])
-                        .with_disable_built_in_roots(true),
-                    None => ssl,
-                },
+            match (tls.mode, &tls.truststore) {
+                (SslMode::VerifyCa | SslMode::VerifyIdentity, Some(trust)) => ssl
+                    .with_root_certs(vec![trust.pem.clone().into()])
+                    .with_disable_built_in_roots(true),
+                // The name is checked, so the built-in public roots are safe to use.
+                (SslMode::VerifyIdentity, None) => ssl,
+                // Never the public roots without a name check (validation requires a
+                // truststore; `connect` refuses without one).
+                (SslMode::VerifyCa, None) => ssl.with_disable_built_in_roots(true),
                 _ => ssl.with_danger_accept_invalid_certs(true),
             }
         });
@@ -472,6 +479,15 @@ impl ServerOpts {
     /// See the module doc: verify as `verify_identity`, and on a name mismatch alone again
     /// with a name the certificate presents.
     async fn connect_verify_ca(&self) -> Result<Conn, MySqlError> {
+        if self.inner.truststore.is_none() {
+            // Validation refuses this; never connect trusting any CA's certificate for any name.
+            return Err(MySqlError::Tls(
+                "database.ssl.mode=verify_ca requires database.ssl.truststore (the host name is \
+                 not checked, so the server certificate must chain to your own CA); set it, or \
+                 use database.ssl.mode=verify_identity"
+                    .to_owned(),
+            ));
+        }
         let remembered = self.inner.ca_name.lock().ok().and_then(|name| name.clone());
         let err = match self.attempt(remembered.as_deref()).await {
             Ok(conn) => return Ok(conn),
@@ -630,9 +646,13 @@ impl ServerOpts {
                         }
                         _ => String::new(),
                     };
-                    let or_verify_ca = match inner.mode {
-                        SslMode::VerifyIdentity => {
+                    let or_verify_ca = match (inner.mode, &inner.truststore) {
+                        (SslMode::VerifyIdentity, Some(_)) => {
                             ", or set database.ssl.mode=verify_ca to verify the CA only"
+                        }
+                        (SslMode::VerifyIdentity, None) => {
+                            ", or set database.ssl.truststore to the CA that signed it and \
+                             database.ssl.mode=verify_ca to verify the CA only"
                         }
                         _ => "",
                     };
@@ -899,20 +919,31 @@ mod tests {
     }
 
     fn server_opts(port: u16, mode: &str) -> ServerOpts {
-        let raw: tributary_runtime::config::RawConfig = [
+        ServerOpts::new(&validated(port, mode))
+    }
+
+    fn validated(port: u16, mode: &str) -> MySqlConfig {
+        let ca = fixture("ca.pem");
+        let port = port.to_string();
+        let mut pairs = vec![
             ("connector.class", crate::config::MYSQL_CLASS),
             ("database.hostname", "127.0.0.1"),
-            ("database.port", &port.to_string()),
+            ("database.port", &port),
             ("database.user", "fakeuser"),
             ("database.password", "pw"),
             ("database.ssl.mode", mode),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        ];
+        if mode == "verify_ca" {
+            // verify_ca requires a truststore.
+            pairs.push(("database.ssl.truststore", &ca));
+        }
+        let raw: tributary_runtime::config::RawConfig = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let def = tributary_runtime::registry::Registry::config_def(&crate::MySqlPlugin);
         let parsed = def.parse(&raw).expect("parses");
-        ServerOpts::new(&crate::config::validate("t", &parsed).expect("valid"))
+        crate::config::validate("t", &parsed).expect("valid")
     }
 
     /// The first packet of every connection the server served so far: ends with a sentinel
@@ -991,5 +1022,29 @@ mod tests {
             );
             assert_eq!(err.kind(), tributary_runtime::error::ErrorKind::Config);
         }
+    }
+
+    #[tokio::test]
+    async fn verify_ca_without_a_truststore_never_connects() {
+        // Validation refuses this config; should one get through anyway, no connection is
+        // made (rather than one trusting the public roots without a name check).
+        let (port, mut rx) = server_without_tls().await;
+        let mut cfg = validated(port, "verify_ca");
+        cfg.tls.truststore = None;
+        let err = ServerOpts::new(&cfg)
+            .connect()
+            .await
+            .expect_err("no truststore");
+        assert!(
+            matches!(&err, MySqlError::Tls(m) if m.contains(
+                "database.ssl.mode=verify_ca requires database.ssl.truststore"
+            )),
+            "{err}"
+        );
+        assert_eq!(err.kind(), tributary_runtime::error::ErrorKind::Config);
+        assert!(
+            recorded(port, &mut rx).await.is_empty(),
+            "no connection made"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Configuration: Debezium's Postgres connector names, parsed and checked without network
 //! I/O. The TLS files (`database.sslrootcert`, `database.sslcert`, `database.sslkey`) and, for
-//! `verify-ca`/`verify-full` without a root certificate, the system trust store are read here,
-//! so a bad one is a config error ([`crate::tls`]).
+//! `verify-full` without a root certificate, the system trust store are read here, so a bad
+//! one is a config error ([`crate::tls`]). `verify-ca` requires `database.sslrootcert`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,7 +55,7 @@ pub enum SslMode {
     Prefer,
     /// TLS; the certificate is not checked unless `database.sslrootcert` is set.
     Require,
-    /// TLS; the certificate chain is checked, not the host name.
+    /// TLS; the certificate chain is checked, not the host name (needs `database.sslrootcert`).
     VerifyCa,
     /// TLS; the certificate chain and the host name are checked.
     VerifyFull,
@@ -73,15 +73,17 @@ impl SslMode {
         }
     }
 
-    fn parse(text: &str) -> SslMode {
-        match text {
+    /// `None` for anything else: never read as a weaker mode.
+    fn parse(text: &str) -> Option<SslMode> {
+        Some(match text {
             "disable" => SslMode::Disable,
             "allow" => SslMode::Allow,
+            "prefer" => SslMode::Prefer,
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            _ => SslMode::Prefer,
-        }
+            _ => return None,
+        })
     }
 }
 
@@ -405,12 +407,12 @@ pub(crate) fn config_def() -> ConfigDef {
                 values: &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
             },
             "prefer",
-            "TLS of both connections (SQL and replication): disable; allow and prefer (TLS when the server offers it, else plaintext); require (TLS, certificate not checked unless database.sslrootcert is set); verify-ca (chain); verify-full (chain and host name).",
+            "TLS of both connections (SQL and replication): disable; allow and prefer (TLS when the server offers it, else plaintext); require (TLS, certificate not checked unless database.sslrootcert is set); verify-ca (chain to database.sslrootcert, which it requires; host name not checked); verify-full (chain and host name).",
         )
         .maybe(
             "database.sslrootcert",
             FieldType::String,
-            "PEM file of the CA certificates that may sign the server certificate; without it verify-ca and verify-full use the system trust store.",
+            "PEM file of the CA certificates that may sign the server certificate. Required with verify-ca; without it verify-full uses the system trust store.",
         )
         .maybe(
             "database.sslcert",
@@ -547,8 +549,20 @@ pub fn validate(name: &str, parsed: &Parsed) -> Result<PgConfig, ConfigErrors> {
             .filter(|path| !path.is_empty())
     };
     let host = parsed.string("database.hostname");
+    // The field's enum admits only the six modes (default prefer); anything else is an error,
+    // not a fallback to a weaker mode.
+    let sslmode = parsed.str("database.sslmode").unwrap_or("prefer");
+    let mode = SslMode::parse(sslmode).unwrap_or_else(|| {
+        errors.push(
+            "database.sslmode",
+            format!(
+                "unknown mode {sslmode:?}; use disable, allow, prefer, require, verify-ca or verify-full"
+            ),
+        );
+        SslMode::VerifyFull
+    });
     let tls = TlsSettings::build(
-        SslMode::parse(&parsed.string("database.sslmode")),
+        mode,
         host.trim(),
         TlsFiles {
             rootcert: file("database.sslrootcert"),
@@ -802,6 +816,44 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("database.sslmode: must be one of"), "{text}");
         assert!(text.contains("did you mean \"verify-full\""), "{text}");
+    }
+
+    #[test]
+    fn verify_ca_requires_a_root_cert() {
+        // verify-ca does not check the name: against the system's public CAs any certificate
+        // they issued would pass, so (as libpq) it needs database.sslrootcert.
+        let err = parse(&[("database.sslmode", "verify-ca")]).expect_err("no root cert");
+        let text = err.to_string();
+        assert!(
+            text.contains("database.sslrootcert: is required with database.sslmode=verify-ca")
+                && text.contains("database.sslmode=verify-full"),
+            "{text}"
+        );
+        assert_eq!(err.0.len(), 1, "{text}");
+        let c = parse(&[
+            ("database.sslmode", "verify-ca"),
+            ("database.sslrootcert", &fixture("ca.pem")),
+        ])
+        .expect("valid");
+        assert_eq!(c.tls.verification, Verification::Chain);
+        assert!(c.tls.trust_source().contains("ca.pem"));
+    }
+
+    #[test]
+    fn sslmode_text_maps_to_exactly_one_mode() {
+        for mode in [
+            SslMode::Disable,
+            SslMode::Allow,
+            SslMode::Prefer,
+            SslMode::Require,
+            SslMode::VerifyCa,
+            SslMode::VerifyFull,
+        ] {
+            assert_eq!(SslMode::parse(mode.as_str()), Some(mode));
+        }
+        // Never a silent fallback to prefer.
+        assert_eq!(SslMode::parse("verify_full"), None);
+        assert_eq!(SslMode::parse(""), None);
     }
 
     #[test]

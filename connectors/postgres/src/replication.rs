@@ -6,7 +6,11 @@
 //! `START_REPLICATION ... LOGICAL` followed by the CopyBoth stream of `XLogData` and
 //! keepalive messages, answered with standby status updates. TLS is negotiated before the
 //! startup message as `database.sslmode` says ([`crate::tls`]); with TLS, SCRAM uses
-//! `SCRAM-SHA-256-PLUS` (channel binding) when the server offers it.
+//! `SCRAM-SHA-256-PLUS` (channel binding) when the server offers it. A SCRAM exchange must end
+//! with the server's final message, whose signature is checked, before AuthenticationOk is
+//! accepted. Channel binding protects only SCRAM: a server asking for a cleartext or MD5
+//! password still gets it (as with libpq's default `channel_binding=prefer`; see
+//! [`crate::tls`]).
 //! See <https://www.postgresql.org/docs/15/protocol-replication.html>.
 //!
 //! Session settings are pinned at startup (`DateStyle=ISO`, `TimeZone=UTC`,
@@ -238,10 +242,7 @@ impl ReplicationConnection {
 
     async fn flush(&mut self) -> Result<(), PgError> {
         let data = self.out.split().freeze();
-        self.writer
-            .write_all(&data)
-            .await
-            .map_err(|e| PgError::io("postgres replication connection", e))
+        write_flushed(&mut self.writer, &data).await
     }
 
     async fn authenticate(&mut self, params: &ConnectParams) -> Result<(), PgError> {
@@ -256,6 +257,8 @@ impl ReplicationConnection {
             })
         };
         let mut scram: Option<ScramSha256> = None;
+        // The server's SCRAM signature was verified (AuthenticationSASLFinal).
+        let mut scram_verified = false;
         loop {
             let (tag, mut body) = self.reader.next().await?;
             match tag {
@@ -291,6 +294,23 @@ impl ReplicationConnection {
                 return Err(PgError::Protocol("short authentication message".into()));
             }
             let code = body.get_u32();
+            // Once SCRAM has started, only its own messages may follow: AuthenticationOk before
+            // the server proved it knows the password (SASL final) would skip the server's
+            // authentication and channel binding, and a switch to cleartext or MD5 would hand
+            // the password over.
+            if scram.is_some() && !scram_verified && !matches!(code, 11 | 12) {
+                return Err(auth_err(if code == 0 {
+                    "the server sent AuthenticationOk before the SCRAM exchange completed \
+                     (no AuthenticationSASLFinal), so it never proved it holds the password's \
+                     SCRAM secret; refusing the connection (a man in the middle or a broken proxy)"
+                        .into()
+                } else {
+                    format!(
+                        "the server asked for authentication method {code} in the middle of the \
+                         SCRAM exchange; refusing (a man in the middle or a broken proxy)"
+                    )
+                }));
+            }
             match code {
                 0 => return Ok(()),
                 3 => {
@@ -355,6 +375,7 @@ impl ReplicationConnection {
                         .as_mut()
                         .ok_or_else(|| PgError::Protocol("SASL final without start".into()))?;
                     s.finish(&body).map_err(|e| auth_err(e.to_string()))?;
+                    scram_verified = true;
                 }
                 other => {
                     return Err(auth_err(format!(
@@ -617,6 +638,35 @@ impl StreamReader {
     }
 }
 
+/// Writes `bytes` and flushes: over TLS a write may leave encrypted bytes buffered in the
+/// session until a flush, and a standby status update that waits there can let the server's
+/// `wal_sender_timeout` expire.
+async fn write_flushed(writer: &mut WriteHalf, bytes: &[u8]) -> Result<(), PgError> {
+    let io = |e| PgError::io("postgres replication connection", e);
+    writer.write_all(bytes).await.map_err(io)?;
+    writer.flush().await.map_err(io)
+}
+
+/// `wal_sender_timeout` as `SHOW` prints it (`60s`, `1min`, `500ms`, `0`); `None` when
+/// disabled (0) or unreadable.
+pub fn parse_pg_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let ms = match unit.trim() {
+        "" | "ms" => n,
+        "s" => n.checked_mul(1_000)?,
+        "min" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    (ms > 0).then(|| std::time::Duration::from_millis(ms))
+}
+
 impl StatusWriter {
     /// Standby status update: `flushed` is reported as written, flushed and applied.
     pub async fn send_status(
@@ -635,10 +685,7 @@ impl StatusWriter {
             .map_err(|e| PgError::Protocol(e.to_string()))?;
         data.write(&mut self.out);
         let bytes = self.out.split().freeze();
-        self.writer
-            .write_all(&bytes)
-            .await
-            .map_err(|e| PgError::io("postgres replication connection", e))
+        write_flushed(&mut self.writer, &bytes).await
     }
 
     /// Ends the stream politely.
@@ -656,6 +703,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn wal_sender_timeout_text() {
+        use std::time::Duration;
+        assert_eq!(parse_pg_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_pg_duration("1min"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_pg_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_pg_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_pg_duration("0"), None, "disabled");
+        assert_eq!(parse_pg_duration("fast"), None);
+    }
+
+    #[test]
     fn lsn_round_trip() {
         let l = Lsn::parse("16/B374D848").expect("lsn");
         assert_eq!(l.0, 0x16_B374_D848);
@@ -670,6 +728,156 @@ mod tests {
         let (code, msg) = error_fields(body);
         assert_eq!(code, "42704");
         assert_eq!(msg, "slot missing; hint: create it");
+    }
+
+    // --- authentication against a fake server ------------------------------------------
+
+    /// What the fake server does after the client's SASLInitialResponse.
+    #[derive(Debug, Clone, Copy)]
+    enum AfterSaslStart {
+        /// AuthenticationOk at once.
+        Ok,
+        /// SASL continue, then AuthenticationOk without SASL final.
+        ContinueThenOk,
+        /// SASL continue, then a SASL final with a wrong signature.
+        ContinueThenBadFinal,
+        /// A switch to a cleartext password.
+        Cleartext,
+    }
+
+    fn auth_message(code: u32, data: &[u8]) -> Vec<u8> {
+        let mut out = vec![b'R'];
+        out.extend_from_slice(&(8 + data.len() as u32).to_be_bytes());
+        out.extend_from_slice(&code.to_be_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    const READY_FOR_QUERY: &[u8] = &[b'Z', 0, 0, 0, 5, b'I'];
+
+    /// Serves one connection: reads the startup message, then offers SCRAM-SHA-256 and goes on
+    /// as `after` says (`None`: trust, AuthenticationOk at once); then ReadyForQuery.
+    async fn fake_server(after: Option<AfterSaslStart>) -> u16 {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        async fn read_message(sock: &mut tokio::net::TcpStream, tagged: bool) -> Vec<u8> {
+            if tagged {
+                sock.read_u8().await.expect("tag");
+            }
+            let len = sock.read_u32().await.expect("length") as usize;
+            let mut body = vec![0; len - 4];
+            sock.read_exact(&mut body).await.expect("body");
+            body
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            read_message(&mut sock, false).await;
+            let mut out = Vec::new();
+            if let Some(after) = after {
+                sock.write_all(&auth_message(10, b"SCRAM-SHA-256\0\0"))
+                    .await
+                    .expect("write");
+                // SASLInitialResponse: mechanism, length, "n,,n=,r=<client nonce>".
+                let body = read_message(&mut sock, true).await;
+                let first =
+                    String::from_utf8_lossy(&body[b"SCRAM-SHA-256\0".len() + 4..]).into_owned();
+                let nonce = first.split_once("r=").expect("client nonce").1.to_owned();
+                let server_first = format!("r={nonce}fakeserver,s=c2FsdA==,i=4096");
+                match after {
+                    AfterSaslStart::Ok => out.extend(auth_message(0, b"")),
+                    AfterSaslStart::Cleartext => out.extend(auth_message(3, b"")),
+                    AfterSaslStart::ContinueThenOk | AfterSaslStart::ContinueThenBadFinal => {
+                        sock.write_all(&auth_message(11, server_first.as_bytes()))
+                            .await
+                            .expect("write");
+                        read_message(&mut sock, true).await;
+                        if let AfterSaslStart::ContinueThenBadFinal = after {
+                            // A well-formed signature (32 bytes in base64) that is wrong.
+                            let bad = format!("v={}=", "A".repeat(43));
+                            out.extend(auth_message(12, bad.as_bytes()));
+                        }
+                        out.extend(auth_message(0, b""));
+                    }
+                }
+            } else {
+                out.extend(auth_message(0, b""));
+            }
+            out.extend_from_slice(READY_FOR_QUERY);
+            // The client may hang up first.
+            let _ = sock.write_all(&out).await;
+            let _ = sock.read_u8().await;
+        });
+        port
+    }
+
+    fn fake_params(port: u16) -> ConnectParams {
+        let mut errors = tributary_runtime::config::ConfigErrors::default();
+        let tls = TlsSettings::build(
+            crate::config::SslMode::Disable,
+            "127.0.0.1",
+            tls::TlsFiles::default(),
+            &mut errors,
+        );
+        assert!(errors.0.is_empty(), "{errors}");
+        ConnectParams {
+            host: "127.0.0.1".into(),
+            port,
+            user: "cdc".into(),
+            password: Some("secret".into()),
+            dbname: "db".into(),
+            application_name: "test".into(),
+            tls,
+        }
+    }
+
+    #[tokio::test]
+    async fn scram_must_complete_before_authentication_ok() {
+        for (after, needle) in [
+            (
+                AfterSaslStart::Ok,
+                "AuthenticationOk before the SCRAM exchange completed",
+            ),
+            (
+                AfterSaslStart::ContinueThenOk,
+                "AuthenticationOk before the SCRAM exchange completed",
+            ),
+            (
+                AfterSaslStart::Cleartext,
+                "authentication method 3 in the middle of the SCRAM exchange",
+            ),
+            (
+                AfterSaslStart::ContinueThenBadFinal,
+                "SCRAM verification error",
+            ),
+        ] {
+            let port = fake_server(Some(after)).await;
+            let err = ReplicationConnection::connect(&fake_params(port))
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{after:?}: the client must refuse"));
+            assert!(
+                matches!(&err, PgError::Auth { message, .. } if message.contains(needle)),
+                "{after:?}: {err}"
+            );
+            assert_eq!(
+                err.kind(),
+                tributary_runtime::error::ErrorKind::Definite,
+                "{after:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn authentication_ok_without_a_password_request_is_accepted() {
+        // trust in pg_hba.conf: AuthenticationOk straight away.
+        let port = fake_server(None).await;
+        let conn = ReplicationConnection::connect(&fake_params(port))
+            .await
+            .unwrap_or_else(|e| panic!("trust: {e}"));
+        assert!(!conn.is_encrypted());
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub async fn connect_sql(cfg: &PgConfig) -> Result<Client, PgError> {
             ))(e)
         })
     };
-    match cfg.tls.make_tls_connect() {
+    match cfg.tls.make_tls_connect(&what)? {
         Some(tls) => {
             let negotiated = tls.negotiated.clone();
             let (client, connection) = config.connect(tls).await.map_err(failed)?;

@@ -460,9 +460,10 @@ impl PgTask {
 
     async fn start_streaming(
         &mut self,
-        replication: ReplicationConnection,
+        mut replication: ReplicationConnection,
         start: Lsn,
     ) -> Result<(), PgError> {
+        let interval = self.status_interval(&mut replication).await;
         let stream = replication
             .start_replication(&self.cfg.slot_name, start, &self.cfg.publication_name)
             .await
@@ -483,7 +484,6 @@ impl PgTask {
         let (reader, writer) = stream.split();
         let (tx, rx) = mpsc::channel(64);
         let flushed = self.flushed.subscribe();
-        let interval = self.cfg.status_update_interval;
         self.reader = Some(tokio::spawn(run_reader(
             reader, writer, tx, flushed, interval,
         )));
@@ -492,6 +492,32 @@ impl PgTask {
         self.progress.set_phase("streaming");
         self.last_heartbeat = Instant::now();
         Ok(())
+    }
+
+    /// `status.update.interval.ms`, but at most a third of the server's `wal_sender_timeout`:
+    /// while the task is backpressured (a large transaction draining into a slow log) the
+    /// reader does not see the server's keepalive requests queued behind the data, and only
+    /// these periodic updates keep the walsender from timing out.
+    async fn status_interval(&self, replication: &mut ReplicationConnection) -> Duration {
+        let configured = self.cfg.status_update_interval;
+        let timeout = match replication.simple_query("SHOW wal_sender_timeout").await {
+            Ok(rows) => rows
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .and_then(|t| crate::replication::parse_pg_duration(&t)),
+            Err(e) => {
+                warn!(error = %e, "cannot read wal_sender_timeout; status updates every status.update.interval.ms");
+                None
+            }
+        };
+        match timeout {
+            Some(t) if t / 3 < configured => {
+                let capped = (t / 3).max(Duration::from_millis(100));
+                info!(wal_sender_timeout_ms = t.as_millis() as u64, status_interval_ms = capped.as_millis() as u64, "status updates more often than status.update.interval.ms, within the server's wal_sender_timeout");
+                capped
+            }
+            _ => configured,
+        }
     }
 
     fn source_info(

@@ -10,17 +10,28 @@
 //! | `disable` | never | - |
 //! | `allow`, `prefer` | when the server accepts (`N`: plaintext) | as `require` |
 //! | `require` | always | nothing; the chain when `database.sslrootcert` is set (libpq) |
-//! | `verify-ca` | always | chain |
+//! | `verify-ca` | always | chain to `database.sslrootcert`, which it requires |
 //! | `verify-full` | always | chain and host name (`database.hostname`, DNS name or IP) |
 //!
 //! `allow` is treated as `prefer` (libpq's `allow` tries plaintext first). A failed handshake is
-//! an error in every mode: unlike libpq's `prefer` we do not retry in plaintext then. Without
-//! `database.sslrootcert`, `verify-ca`/`verify-full` trust the system store
+//! an error in every mode: unlike libpq's `prefer` we do not retry in plaintext then.
+//! `verify-ca` without `database.sslrootcert` is a config error, as in libpq: it does not check
+//! the name, so with public CAs any certificate they issued, for any domain, would pass.
+//! Without `database.sslrootcert`, `verify-full` trusts the system store
 //! (`rustls-native-certs`: `SSL_CERT_FILE`/`SSL_CERT_DIR`, else the OS store), where libpq
 //! would read `~/.postgresql/root.crt`.
 //!
-//! Channel binding: the connection hands `tls-server-end-point` (RFC 5929) to SCRAM, so a
-//! server offering `SCRAM-SHA-256-PLUS` authenticates the TLS channel too.
+//! Channel binding: the connection hands `tls-server-end-point` (RFC 5929) to SCRAM and uses
+//! `SCRAM-SHA-256-PLUS` when the server offers it; the server's final SCRAM message (checked
+//! by both connection kinds) then proves it knows the password's SCRAM secret and saw the same
+//! TLS channel, so a man in the middle that terminated TLS is detected. That protects only when
+//! SCRAM is used. Channel binding is not required (as libpq's default `channel_binding=prefer`;
+//! there is no setting for it), so a peer that asks for cleartext (`password`) gets the
+//! password, and one that asks for `md5` gets a response it can relay to the real server or
+//! brute-force offline. Where the certificate is not verified (`prefer`, `require` without
+//! `database.sslrootcert`) that peer may be a man in the middle; only a verified certificate
+//! (`verify-full`; or the chain to `database.sslrootcert` in the other modes) authenticates the
+//! server before any password is sent.
 //!
 //! The first connection of each kind logs whether it is encrypted; later ones log only when
 //! that changes (debug otherwise).
@@ -176,7 +187,7 @@ impl TlsSettings {
                     errors.push(
                         "database.hostname",
                         format!(
-                            "{host:?} is not a DNS name or IP address, so database.sslmode=verify-full cannot check the server certificate against it; use the name the certificate lists, or database.sslmode=verify-ca"
+                            "{host:?} is not a DNS name or IP address, so database.sslmode=verify-full cannot check the server certificate against it; use the name the certificate lists, or database.sslmode=verify-ca with database.sslrootcert"
                         ),
                     );
                 }
@@ -203,14 +214,27 @@ impl TlsSettings {
                 provider: provider.clone(),
             })),
             Verification::Chain | Verification::Full => {
-                let roots = match files.rootcert {
-                    Some(path) => {
+                let roots = match (files.rootcert, verification) {
+                    (Some(path), _) => {
                         settings.roots = format!("database.sslrootcert {path}");
                         load_roots(path, errors)
                     }
-                    None => {
+                    // The host name is checked, so the system's (public) CAs are safe to use.
+                    (None, Verification::Full) => {
                         settings.roots = "the system trust store".to_owned();
                         system_roots(mode, errors)
+                    }
+                    // The chain alone (verify-ca): never against public CAs, which would let
+                    // any certificate they issued, for any domain, pass. libpq refuses it too.
+                    (None, _) => {
+                        errors.push(
+                            "database.sslrootcert",
+                            format!(
+                                "is required with database.sslmode={}: verify-ca checks that the server certificate chains to a trusted CA but not the host name, so with the system's public CAs any certificate they issued, for any domain, would pass; set database.sslrootcert to the PEM file of the CA that signed the server certificate, or use database.sslmode=verify-full",
+                                mode.as_str()
+                            ),
+                        );
+                        None
                     }
                 };
                 roots.and_then(|roots| {
@@ -313,6 +337,25 @@ impl TlsSettings {
         settings
     }
 
+    /// The rustls configuration for a connection: `None` with `database.sslmode=disable`. In
+    /// any other mode a missing one (only a config that failed validation lacks it) is an
+    /// error, never a plaintext connection.
+    fn client_config(&self, what: &str) -> Result<Option<Arc<ClientConfig>>, PgError> {
+        if self.mode == SslMode::Disable {
+            return Ok(None);
+        }
+        match &self.client {
+            Some(client) => Ok(Some(client.clone())),
+            None => Err(PgError::Tls {
+                what: what.to_owned(),
+                message: format!(
+                    "database.sslmode={} asks for TLS but TLS is not set up (the configuration did not validate); refusing to connect without encryption",
+                    self.mode.as_str()
+                ),
+            }),
+        }
+    }
+
     /// Where trusted CA certificates come from (empty when nothing is verified).
     pub fn trust_source(&self) -> &str {
         &self.roots
@@ -371,8 +414,13 @@ impl TlsSettings {
             rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             ) => format!(
-                "the server's certificate is not valid for {:?} (database.hostname); connect with a name or IP address the certificate lists, or use database.sslmode=verify-ca to check the chain only",
-                self.host
+                "the server's certificate is not valid for {:?} (database.hostname); connect with a name or IP address the certificate lists, or use database.sslmode=verify-ca{} to check the chain only",
+                self.host,
+                if self.roots.starts_with("database.sslrootcert") {
+                    ""
+                } else {
+                    " with database.sslrootcert set to the CA that signed it"
+                }
             ),
             rustls::Error::InvalidCertificate(
                 CertificateError::Expired
@@ -435,7 +483,8 @@ fn load_roots(path: &str, errors: &mut ConfigErrors) -> Option<RootCertStore> {
     Some(roots)
 }
 
-/// The system's trusted CAs, for `verify-ca`/`verify-full` without `database.sslrootcert`.
+/// The system's trusted CAs, for `verify-full` without `database.sslrootcert` (never for
+/// `verify-ca`, which does not check the name).
 fn system_roots(mode: SslMode, errors: &mut ConfigErrors) -> Option<RootCertStore> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = RootCertStore::empty();
@@ -768,13 +817,14 @@ pub(crate) async fn connect(
     port: u16,
 ) -> Result<Negotiation, PgError> {
     let what = format!("postgres at {host}:{port}");
+    let client = settings.client_config(&what)?;
     let mut stream = TcpStream::connect((host, port))
         .await
         .map_err(|e| PgError::io(what.clone(), e))?;
     stream
         .set_nodelay(true)
         .map_err(|e| PgError::io(what.clone(), e))?;
-    let Some(client) = settings.client.clone() else {
+    let Some(client) = client else {
         return Ok(plaintext(settings, stream));
     };
     let mut request = bytes::BytesMut::with_capacity(8);
@@ -869,13 +919,17 @@ pub(crate) struct MakeRustlsConnect {
 }
 
 impl TlsSettings {
-    /// The hook for a tokio-postgres connection, `None` with `database.sslmode=disable`.
-    pub(crate) fn make_tls_connect(&self) -> Option<MakeRustlsConnect> {
-        Some(MakeRustlsConnect {
+    /// The hook for a tokio-postgres connection to `what`, `None` with
+    /// `database.sslmode=disable` (an error in other modes when TLS is not set up).
+    pub(crate) fn make_tls_connect(
+        &self,
+        what: &str,
+    ) -> Result<Option<MakeRustlsConnect>, PgError> {
+        Ok(self.client_config(what)?.map(|client| MakeRustlsConnect {
             settings: self.clone(),
-            client: self.client.clone()?,
+            client,
             negotiated: Arc::new(Mutex::new(None)),
-        })
+        }))
     }
 
     /// tokio-postgres's mode: it knows disable, prefer and require; verification is ours.
@@ -1078,5 +1132,66 @@ mod tests {
         // Not a certificate: no binding rather than a wrong one.
         assert_eq!(tls_server_end_point(&der[..20]), None);
         assert_eq!(tls_server_end_point(b"\x30\x03\x02\x01\x01"), None);
+    }
+
+    #[tokio::test]
+    async fn tls_modes_never_fall_back_to_plaintext_without_a_tls_setup() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        for mode in [
+            SslMode::Allow,
+            SslMode::Prefer,
+            SslMode::Require,
+            SslMode::VerifyCa,
+            SslMode::VerifyFull,
+        ] {
+            // An unreadable root certificate: the config is refused and no TLS client is
+            // built. Should such settings be used anyway, nothing connects in plaintext.
+            let mut errors = ConfigErrors::default();
+            let settings = TlsSettings::build(
+                mode,
+                "127.0.0.1",
+                TlsFiles {
+                    rootcert: Some("/nonexistent/root.crt"),
+                    ..TlsFiles::default()
+                },
+                &mut errors,
+            );
+            assert!(!errors.0.is_empty(), "{mode:?}");
+            let err = connect(&settings, "127.0.0.1", port)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{mode:?}: replication connection refused"));
+            assert!(
+                matches!(&err, PgError::Tls { message, .. }
+                    if message.contains("refusing to connect without encryption")),
+                "{mode:?}: {err}"
+            );
+            let err = settings
+                .make_tls_connect("postgres at 127.0.0.1")
+                .err()
+                .unwrap_or_else(|| panic!("{mode:?}: SQL connection refused"));
+            assert!(matches!(err, PgError::Tls { .. }), "{mode:?}: {err}");
+        }
+        let accepted =
+            tokio::time::timeout(std::time::Duration::from_millis(100), listener.accept()).await;
+        assert!(accepted.is_err(), "no connection was opened");
+
+        // disable: plaintext, as asked.
+        let mut errors = ConfigErrors::default();
+        let settings = TlsSettings::build(
+            SslMode::Disable,
+            "127.0.0.1",
+            TlsFiles::default(),
+            &mut errors,
+        );
+        assert!(errors.0.is_empty(), "{errors}");
+        assert!(matches!(settings.make_tls_connect("x"), Ok(None)));
+        let negotiated = connect(&settings, "127.0.0.1", port)
+            .await
+            .unwrap_or_else(|e| panic!("disable: {e}"));
+        assert!(!negotiated.encrypted);
     }
 }
