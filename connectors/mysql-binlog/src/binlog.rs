@@ -4,6 +4,12 @@
 //! MariaDB's own events are parsed in [`crate::gtid`]. Any event that may carry rows and
 //! cannot be decoded (compressed events 165-171, encryption, unknown types) stops the task
 //! with an error instead of being skipped.
+//!
+//! Positions: the stream is requested by GTID when the stored position has a GTID state and
+//! the server can use it (MariaDB: `@slave_connect_state`; MySQL with `gtid_mode=ON`:
+//! `COM_BINLOG_DUMP_GTID` with the executed set), else by file/position (see
+//! [`dump_mode`]). Either way it restarts at the first event of the transaction the offset
+//! is in, and the offset's `row` count of rows is skipped there.
 
 use std::collections::HashMap;
 use std::io;
@@ -28,7 +34,7 @@ use tributary_runtime::record::{
 use crate::config::MySqlConfig;
 use crate::decode::{Origin, convert, convert_decimal};
 use crate::error::MySqlError;
-use crate::gtid::{GtidState, parse_gtid_event};
+use crate::gtid::{GtidState, MySqlGtid, MySqlGtidSet, parse_gtid_event};
 use crate::history::{Ddl, SchemaHistory};
 use crate::image::{Cell, Image, ImageReader};
 use crate::schema::{TableInfo, from_table_map};
@@ -42,10 +48,64 @@ pub struct StartPosition {
     /// MariaDB state of completed transactions; when non-empty (and the server is MariaDB)
     /// the stream starts by GTID, which survives binlog file renames and failover.
     pub gtids: GtidState,
+    /// MySQL: the executed GTID set of completed transactions at this position (`None`
+    /// when unknown: `gtid_mode` not ON, or a position without one). When present the
+    /// reader keeps it up to date and writes it into offsets; a resume on a server with
+    /// `gtid_mode=ON` requests the stream with it (`COM_BINLOG_DUMP_GTID`).
+    pub mysql_gtids: Option<MySqlGtidSet>,
     /// Rows of the first transaction already delivered (skipped on resume).
     pub skip_rows: u64,
-    /// Request the stream by GTID (`@slave_connect_state`) rather than file/position.
+    /// Request the stream by GTID (`@slave_connect_state`, `COM_BINLOG_DUMP_GTID`) rather
+    /// than file/position, when the server allows it (see [`dump_mode`]).
     pub by_gtid: bool,
+}
+
+impl StartPosition {
+    /// The GTID position of the offset's `gtids`: MariaDB's state, or MySQL's executed set
+    /// (`uuid:1-5:7-9,uuid2:1-3`, as `@@gtid_executed` prints it and Debezium stores it);
+    /// empty when there is none.
+    pub fn gtids_text(&self) -> String {
+        if !self.gtids.is_empty() {
+            return self.gtids.to_string();
+        }
+        match &self.mysql_gtids {
+            Some(set) => set.to_string(),
+            None => String::new(),
+        }
+    }
+}
+
+/// How the binlog stream is requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpMode {
+    /// `COM_BINLOG_DUMP` at the stored file and position.
+    FilePos,
+    /// MariaDB: `COM_BINLOG_DUMP` after `SET @slave_connect_state = <state>`.
+    MariaDbGtid,
+    /// MySQL: `COM_BINLOG_DUMP_GTID` with the executed set; the server sends every
+    /// transaction not in it.
+    MySqlGtid,
+}
+
+/// How to request the stream from `start`: by GTID when the position asks for it
+/// (`by_gtid`: a resume), has a state of the server's kind and, on MySQL, the server runs
+/// with `gtid_mode=ON` (`mysql_gtid_mode_on`; `COM_BINLOG_DUMP_GTID` is refused with OFF
+/// and cannot carry anonymous transactions in the mixed modes); else by file/position.
+pub fn dump_mode(start: &StartPosition, mariadb: bool, mysql_gtid_mode_on: bool) -> DumpMode {
+    if !start.by_gtid {
+        return DumpMode::FilePos;
+    }
+    if mariadb {
+        if start.gtids.is_empty() {
+            DumpMode::FilePos
+        } else {
+            DumpMode::MariaDbGtid
+        }
+    } else if mysql_gtid_mode_on && start.mysql_gtids.as_ref().is_some_and(|s| !s.is_empty()) {
+        DumpMode::MySqlGtid
+    } else {
+        DumpMode::FilePos
+    }
 }
 
 /// The numeric suffix of a binlog file name: `mysql-bin.000042` → 42.
@@ -56,11 +116,12 @@ pub fn file_index(file: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The offset object of a position.
-pub fn offset(file: &str, pos: u64, row: u64, gtids: &GtidState) -> SourceOffset {
+/// The offset object of a position; `gtids` is the GTID position's text (MariaDB state or
+/// MySQL set, see [`StartPosition::gtids_text`]), left out when empty.
+pub fn offset(file: &str, pos: u64, row: u64, gtids: String) -> SourceOffset {
     let mut value = serde_json::json!({ "file": file, "pos": pos, "row": row });
     if !gtids.is_empty() {
-        value["gtids"] = serde_json::Value::String(gtids.to_string());
+        value["gtids"] = serde_json::Value::String(gtids);
     }
     SourceOffset {
         value,
@@ -68,7 +129,7 @@ pub fn offset(file: &str, pos: u64, row: u64, gtids: &GtidState) -> SourceOffset
     }
 }
 
-/// Opens a replica connection and requests the binlog from `start`.
+/// Opens a replica connection and requests the binlog from `start` (how: [`dump_mode`]).
 pub async fn open_stream(
     server: &ServerOpts,
     cfg: &MySqlConfig,
@@ -76,6 +137,11 @@ pub async fn open_stream(
     start: &StartPosition,
 ) -> Result<BinlogStream, MySqlError> {
     let mut conn = server.connect().await?;
+    // Asked only when it matters: a MySQL position that would go by GTID.
+    let gtid_mode_on = !mariadb
+        && dump_mode(start, false, true) == DumpMode::MySqlGtid
+        && mysql_gtid_mode_on(&mut conn).await?;
+    let mode = dump_mode(start, mariadb, gtid_mode_on);
     let mut session = Vec::new();
     if mariadb {
         // Without capability 4 MariaDB replaces its GTID events by dummies.
@@ -91,8 +157,7 @@ pub async fn open_stream(
         "SET @master_heartbeat_period = {}",
         period_ms.saturating_mul(1_000_000)
     ));
-    let use_gtid = mariadb && start.by_gtid && !start.gtids.is_empty();
-    if use_gtid {
+    if mode == DumpMode::MariaDbGtid {
         session.push(format!(
             "SET @slave_connect_state = '{}', @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0",
             start.gtids
@@ -107,23 +172,41 @@ pub async fn open_stream(
         connector = %cfg.name,
         file = %start.file,
         pos = start.pos,
-        gtids = %start.gtids,
-        by_gtid = use_gtid,
+        gtids = %start.gtids_text(),
+        mode = ?mode,
         skip_rows = start.skip_rows,
         "requesting binlog"
     );
-    let file = if use_gtid {
-        String::new()
-    } else {
-        start.file.clone()
+    // By GTID the server finds the first file itself: no file name, position 4.
+    let (file, pos) = match mode {
+        DumpMode::FilePos => (start.file.as_str(), start.pos),
+        DumpMode::MariaDbGtid | DumpMode::MySqlGtid => ("", 4),
     };
-    let pos = if use_gtid { 4 } else { start.pos };
-    let request = BinlogStreamRequest::new(cfg.server_id)
+    let mut request = BinlogStreamRequest::new(cfg.server_id)
         .with_filename(file.as_bytes())
         .with_pos(pos);
+    if mode == DumpMode::MySqlGtid
+        && let Some(set) = &start.mysql_gtids
+    {
+        request = request.with_gtid().with_gtid_set(set.to_sids());
+    }
     conn.get_binlog_stream(request)
         .await
         .map_err(|e| classify_stream_error(e, start))
+}
+
+/// Whether a MySQL server runs with `gtid_mode=ON` (the only mode in which every
+/// transaction has a GTID and `COM_BINLOG_DUMP_GTID` can resume from a set). `false` on
+/// servers without the variable (MariaDB).
+pub async fn mysql_gtid_mode_on(conn: &mut mysql_async::Conn) -> Result<bool, MySqlError> {
+    let row: Option<mysql_async::Row> = match conn.query_first("SELECT @@GLOBAL.gtid_mode").await {
+        Ok(row) => row,
+        // ER_UNKNOWN_SYSTEM_VARIABLE
+        Err(mysql_async::Error::Server(e)) if e.code == 1193 => return Ok(false),
+        Err(e) => return Err(MySqlError::query("reading @@gtid_mode", e)),
+    };
+    let mode = row.and_then(|mut r| crate::rows::text(&mut r, 0));
+    Ok(mode.is_some_and(|m| m.eq_ignore_ascii_case("ON")))
 }
 
 /// Server errors 1236 (ER_MASTER_FATAL_ERROR_READING_BINLOG) mean the position is gone.
@@ -131,11 +214,12 @@ pub fn classify_stream_error(err: mysql_async::Error, start: &StartPosition) -> 
     if let mysql_async::Error::Server(ref e) = err
         && e.code == 1236
     {
+        let gtids = start.gtids_text();
         return MySqlError::Purged {
-            position: if start.gtids.is_empty() {
+            position: if gtids.is_empty() {
                 format!("{}:{}", start.file, start.pos)
             } else {
-                format!("{}:{} (GTID {})", start.file, start.pos, start.gtids)
+                format!("{}:{} (GTID {gtids})", start.file, start.pos)
             },
             detail: e.message.clone(),
         };
@@ -232,6 +316,8 @@ struct Txn {
     start: u64,
     gtid: Option<String>,
     maria: Option<crate::gtid::MariaGtid>,
+    /// MySQL GTID, added to the executed set at commit.
+    mysql: Option<MySqlGtid>,
     /// Row changes seen so far in it (filtered tables included, so the count is stable).
     rows: u64,
     /// Rows of this transaction delivered before a restart.
@@ -254,6 +340,10 @@ pub struct BinlogReader {
     /// Whether `gtids` covers every domain (it started from a full state); a partial state
     /// is never written into offsets, so such resumes go by file/position.
     gtids_complete: bool,
+    /// MySQL: the executed GTID set of completed transactions, when the start position had
+    /// one (a set built from the stream alone would lack everything before it, and a resume
+    /// with it would have the server send all of that again).
+    mysql_gtids: Option<MySqlGtidSet>,
     txn: Txn,
     /// Rows to skip in the first transaction (resume inside a transaction).
     pending_skip: u64,
@@ -285,6 +375,7 @@ impl BinlogReader {
             file: start.file.clone(),
             gtids: start.gtids.clone(),
             gtids_complete: !start.gtids.is_empty(),
+            mysql_gtids: start.mysql_gtids.clone(),
             txn: Txn::default(),
             pending_skip: start.skip_rows,
             tables: HashMap::new(),
@@ -308,7 +399,7 @@ impl BinlogReader {
     pub fn boundary_offset(&self) -> Option<SourceOffset> {
         self.boundary
             .as_ref()
-            .map(|(f, p)| offset(f, *p, 0, &self.offset_gtids()))
+            .map(|(f, p)| offset(f, *p, 0, self.offset_gtids_text()))
     }
 
     pub fn in_transaction(&self) -> bool {
@@ -343,6 +434,7 @@ impl BinlogReader {
                     file: self.file.clone(),
                     pos: self.boundary.as_ref().map_or(0, |b| b.1),
                     gtids: self.gtids.clone(),
+                    mysql_gtids: self.mysql_gtids.clone(),
                     skip_rows: 0,
                     by_gtid: false,
                 },
@@ -405,9 +497,25 @@ impl BinlogReader {
             // PREVIOUS_GTIDS, ANONYMOUS_GTID, TRANSACTION_PAYLOAD (mysql_async yields the
             // decompressed inner events next), ANNOTATE_ROWS, BINLOG_CHECKPOINT, GTID_LIST.
             15 | 3 | 5 | 13 | 14 | 27 | 29 | 34 | 35 | 40 | 160 | 161 | 163 => Ok(()),
-            // MySQL GTID: starts a transaction (the set itself is tracked by the server).
+            // MySQL GTID: starts a transaction; its `uuid:gno` joins the executed set at
+            // commit. (ANONYMOUS_GTID, 34, has none: BEGIN starts that transaction.)
             33 => {
-                self.begin(start, None, ts_ms);
+                let Some(EventData::GtidEvent(g)) = ev
+                    .read_data()
+                    .map_err(|e| self.decode_err("GTID event", start, e))?
+                else {
+                    return Err(self.decode_err(
+                        "GTID event",
+                        start,
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, "not a GTID event"),
+                    ));
+                };
+                let gtid = MySqlGtid {
+                    uuid: g.sid(),
+                    gno: g.gno(),
+                };
+                self.begin(start, Some(gtid.to_string()), ts_ms);
+                self.txn.mysql = Some(gtid);
                 Ok(())
             }
             162 => {
@@ -460,6 +568,7 @@ impl BinlogReader {
             start,
             gtid,
             maria: None,
+            mysql: None,
             rows: 0,
             skip: std::mem::take(&mut self.pending_skip),
             emitted: 0,
@@ -493,6 +602,9 @@ impl BinlogReader {
         }
         if let Some(g) = self.txn.maria {
             self.gtids.apply(g);
+        }
+        if let (Some(g), Some(set)) = (self.txn.mysql, self.mysql_gtids.as_mut()) {
+            set.add(g);
         }
         self.txn.open = false;
         self.pending_skip = 0;
@@ -853,7 +965,7 @@ impl BinlogReader {
                 &self.file,
                 self.txn.start,
                 row_index,
-                &self.gtids_before_txn(),
+                self.gtids_before_txn(),
             )
         });
         let change = SourceRecord {
@@ -876,17 +988,30 @@ impl BinlogReader {
         }
     }
 
-    /// The GTID state a resume inside the current transaction must hand to the server:
-    /// every completed transaction (this one is not).
-    fn gtids_before_txn(&self) -> GtidState {
-        self.offset_gtids()
+    /// The GTID position a resume inside the current transaction must hand to the server:
+    /// every completed transaction (this one is not: it joins the state at its commit).
+    fn gtids_before_txn(&self) -> String {
+        self.offset_gtids_text()
     }
 
+    /// The MariaDB state for offsets (empty unless it is complete).
     fn offset_gtids(&self) -> GtidState {
         if self.gtids_complete {
             self.gtids.clone()
         } else {
             GtidState::default()
+        }
+    }
+
+    /// The `gtids` text of offsets: the complete MariaDB state, else the MySQL executed set.
+    fn offset_gtids_text(&self) -> String {
+        if self.gtids_complete {
+            self.gtids.to_string()
+        } else {
+            self.mysql_gtids
+                .as_ref()
+                .map(MySqlGtidSet::to_string)
+                .unwrap_or_default()
         }
     }
 }
@@ -961,9 +1086,163 @@ pub fn ddl_database(sql: &str) -> Option<String> {
     }
 }
 
+/// Binlog events built by hand as a MySQL 8 server writes them (no checksums), for tests.
+#[cfg(test)]
+pub(crate) mod test_events {
+    use std::sync::Arc;
+
+    use mysql_common::binlog::consts::BinlogVersion;
+    use mysql_common::binlog::events::{Event, FormatDescriptionEvent, GtidEvent};
+    use mysql_common::proto::MySerialize as _;
+
+    use crate::config::MySqlConfig;
+
+    /// The table the events change: `inv.t (id INT NOT NULL PRIMARY KEY)`.
+    pub const TABLE_ID: u64 = 71;
+
+    /// A validated MySQL connector config with `extra` settings.
+    pub fn config(extra: &[(&str, &str)]) -> Arc<MySqlConfig> {
+        let mut pairs = vec![
+            ("connector.class", crate::config::MYSQL_CLASS),
+            ("database.hostname", "127.0.0.1"),
+            ("database.user", "cdc"),
+            ("topic.prefix", "srv"),
+        ];
+        pairs.extend_from_slice(extra);
+        let raw: tributary_runtime::config::RawConfig = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let def = tributary_runtime::registry::Registry::config_def(&crate::MySqlPlugin);
+        let parsed = def.parse(&raw).expect("parses");
+        Arc::new(crate::config::validate("t", &parsed).expect("valid"))
+    }
+
+    /// Events at increasing positions of one binlog file.
+    pub struct Events {
+        pub pos: u32,
+        fde: FormatDescriptionEvent<'static>,
+    }
+
+    impl Events {
+        pub fn at(pos: u32) -> Self {
+            Events {
+                pos,
+                fde: FormatDescriptionEvent::new(BinlogVersion::Version4),
+            }
+        }
+
+        /// An event of type `ty` with `body`, ending where the next one starts.
+        pub fn event(&mut self, ty: u8, body: &[u8]) -> Event {
+            let size = 19 + body.len() as u32;
+            let end = self.pos + size;
+            let mut bytes = Vec::with_capacity(size as usize);
+            bytes.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+            bytes.push(ty);
+            bytes.extend_from_slice(&1u32.to_le_bytes()); // server id
+            bytes.extend_from_slice(&size.to_le_bytes());
+            bytes.extend_from_slice(&end.to_le_bytes());
+            bytes.extend_from_slice(&0u16.to_le_bytes());
+            bytes.extend_from_slice(body);
+            self.pos = end;
+            Event::read(&self.fde, &bytes[..]).expect("event reads back")
+        }
+
+        /// GTID_EVENT (33) of `uuid:gno`, as mysql_common writes it (flags, sid, gno, then
+        /// the logical clock, commit timestamps, length and server versions).
+        pub fn gtid(&mut self, uuid: [u8; 16], gno: u64) -> Event {
+            let mut body = Vec::new();
+            GtidEvent::new(uuid, gno)
+                .with_last_committed(3)
+                .with_sequence_number(4)
+                .serialize(&mut body);
+            self.event(33, &body)
+        }
+
+        /// ANONYMOUS_GTID_EVENT (34): a transaction without a GTID.
+        pub fn anonymous_gtid(&mut self) -> Event {
+            let mut body = Vec::new();
+            GtidEvent::new([0; 16], 0).serialize(&mut body);
+            self.event(34, &body)
+        }
+
+        /// QUERY_EVENT (2) of `sql` in database `inv`.
+        pub fn query(&mut self, sql: &str) -> Event {
+            let mut body = Vec::new();
+            body.extend_from_slice(&9u32.to_le_bytes()); // thread id
+            body.extend_from_slice(&0u32.to_le_bytes()); // execution time
+            body.push(3); // schema length
+            body.extend_from_slice(&0u16.to_le_bytes()); // error code
+            body.extend_from_slice(&0u16.to_le_bytes()); // status variables length
+            body.extend_from_slice(b"inv\0");
+            body.extend_from_slice(sql.as_bytes());
+            self.event(2, &body)
+        }
+
+        /// TABLE_MAP_EVENT (19) of `inv.t` with full row metadata.
+        pub fn table_map(&mut self) -> Event {
+            let mut body = Vec::new();
+            body.extend_from_slice(&TABLE_ID.to_le_bytes()[..6]);
+            body.extend_from_slice(&1u16.to_le_bytes()); // flags
+            body.extend_from_slice(&[3, b'i', b'n', b'v', 0]);
+            body.extend_from_slice(&[1, b't', 0]);
+            body.push(1); // column count
+            body.push(3); // MYSQL_TYPE_LONG
+            body.push(0); // no type metadata
+            body.push(0); // null bitmap: NOT NULL
+            // Optional metadata: SIGNEDNESS (signed), COLUMN_NAME ("id"), SIMPLE_PRIMARY_KEY.
+            body.extend_from_slice(&[1, 1, 0x00]);
+            body.extend_from_slice(&[4, 3, 2, b'i', b'd']);
+            body.extend_from_slice(&[8, 1, 0]);
+            self.event(19, &body)
+        }
+
+        /// WRITE_ROWS_EVENT (30, v2) of `inv.t` inserting `ids`.
+        pub fn write_rows(&mut self, ids: &[i32]) -> Event {
+            let mut body = Vec::new();
+            body.extend_from_slice(&TABLE_ID.to_le_bytes()[..6]);
+            body.extend_from_slice(&1u16.to_le_bytes()); // flags: end of statement
+            body.extend_from_slice(&2u16.to_le_bytes()); // extra data: none
+            body.push(1); // column count
+            body.push(0x01); // columns present
+            for id in ids {
+                body.push(0x00); // null bitmap
+                body.extend_from_slice(&id.to_le_bytes());
+            }
+            self.event(30, &body)
+        }
+
+        /// XID_EVENT (16): the commit.
+        pub fn xid(&mut self) -> Event {
+            self.event(16, &77u64.to_le_bytes())
+        }
+
+        /// One transaction `uuid:gno` (or anonymous) inserting one row per entry of `events`.
+        pub fn transaction(
+            &mut self,
+            gtid: Option<([u8; 16], u64)>,
+            events: &[&[i32]],
+        ) -> Vec<Event> {
+            let mut out = vec![match gtid {
+                Some((uuid, gno)) => self.gtid(uuid, gno),
+                None => self.anonymous_gtid(),
+            }];
+            out.push(self.query("BEGIN"));
+            out.push(self.table_map());
+            for ids in events {
+                out.push(self.write_rows(ids));
+            }
+            out.push(self.xid());
+            out
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_events::{Events, config};
     use super::*;
+    use tributary_runtime::model::Value;
 
     #[test]
     fn ddl_database_is_found() {
@@ -1010,8 +1289,204 @@ mod tests {
     #[test]
     fn file_index_and_offset_order() {
         assert_eq!(file_index("binlog.000042"), 42);
-        let o = offset("binlog.000042", 100, 3, &GtidState::default());
+        let o = offset("binlog.000042", 100, 3, String::new());
         assert_eq!(o.order, OffsetOrder([42, 100, 3]));
         assert!(o.value.get("gtids").is_none());
+    }
+
+    const A: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+    const B: &str = "4e11fa47-71ca-11e1-9e33-c80aa9429562";
+
+    fn uuid(text: &str) -> [u8; 16] {
+        let set = MySqlGtidSet::parse(&format!("{text}:1")).expect("uuid");
+        *set.sids().next().expect("one sid").0
+    }
+
+    fn start(mysql_gtids: Option<&str>) -> StartPosition {
+        StartPosition {
+            file: "binlog.000003".into(),
+            pos: 4,
+            gtids: GtidState::default(),
+            mysql_gtids: mysql_gtids.map(|t| MySqlGtidSet::parse(t).expect("set")),
+            skip_rows: 0,
+            by_gtid: false,
+        }
+    }
+
+    fn reader(start: &StartPosition) -> BinlogReader {
+        let partition = SourcePartition::from_json(&serde_json::json!({ "server": "srv" }));
+        BinlogReader::new(config(&[]), partition, start, "mysql")
+    }
+
+    /// Feeds `events`, returning the change records' `(id, source.gtid, offset)`.
+    fn feed(
+        reader: &mut BinlogReader,
+        events: &[Event],
+    ) -> Vec<(i64, Option<String>, Option<serde_json::Value>)> {
+        let mut out = Vec::new();
+        for ev in events {
+            reader.handle(ev, &mut out).expect("event handled");
+        }
+        out.into_iter()
+            .filter_map(|r| match r.payload {
+                Payload::Change(e) => {
+                    let id = match e.after.as_ref().and_then(|row| row.0.first()) {
+                        Some(Value::Int(n)) => *n,
+                        other => panic!("unexpected id {other:?}"),
+                    };
+                    let gtid = e.source.extra.iter().find(|(k, _)| *k == "gtid").and_then(
+                        |(_, v)| match v {
+                            Value::Text(t) => Some(t.to_string()),
+                            _ => None,
+                        },
+                    );
+                    Some((id, gtid, r.offset.map(|o| o.value)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn gtids_of(offset: Option<SourceOffset>) -> Option<String> {
+        offset?.value.get("gtids")?.as_str().map(str::to_owned)
+    }
+
+    #[test]
+    fn mysql_gtid_event_names_the_transaction() {
+        let mut r = reader(&start(Some(&format!("{A}:1-10"))));
+        let mut ev = Events::at(4);
+        let txn_start = ev.pos;
+        let rows = feed(&mut r, &ev.transaction(Some((uuid(A), 11)), &[&[1]]));
+        assert_eq!(
+            rows,
+            vec![(
+                1,
+                Some(format!("{A}:11")),
+                Some(serde_json::json!({
+                    "file": "binlog.000003", "pos": txn_start, "row": 1,
+                    // Inside the transaction: the set before it.
+                    "gtids": format!("{A}:1-10"),
+                }))
+            )]
+        );
+        // Committed: the transaction joins the set.
+        assert_eq!(gtids_of(r.boundary_offset()), Some(format!("{A}:1-11")));
+        assert_eq!(
+            r.boundary_offset().expect("boundary").value["pos"],
+            serde_json::json!(ev.pos)
+        );
+    }
+
+    #[test]
+    fn mysql_executed_set_accumulates_across_transactions() {
+        let mut r = reader(&start(Some(&format!("{A}:1-10"))));
+        let mut ev = Events::at(4);
+        for (u, gno, want) in [
+            (A, 11, format!("{A}:1-11")),
+            (B, 5, format!("{A}:1-11,{B}:5")),
+            // Not contiguous: a gap stays a gap.
+            (A, 13, format!("{A}:1-11:13,{B}:5")),
+            (B, 6, format!("{A}:1-11:13,{B}:5-6")),
+            // Filling the gap merges the intervals.
+            (A, 12, format!("{A}:1-13,{B}:5-6")),
+        ] {
+            let before = gtids_of(r.boundary_offset());
+            let rows = feed(
+                &mut r,
+                &ev.transaction(Some((uuid(u), gno)), &[&[gno as i32]]),
+            );
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].1, Some(format!("{u}:{gno}")));
+            let offset_gtids = rows[0].2.as_ref().and_then(|o| o.get("gtids")).cloned();
+            if let Some(before) = before {
+                assert_eq!(offset_gtids, Some(serde_json::Value::String(before)));
+            }
+            assert_eq!(gtids_of(r.boundary_offset()), Some(want));
+        }
+        // An anonymous transaction has no GTID and leaves the set alone.
+        let rows = feed(&mut r, &ev.transaction(None, &[&[99]]));
+        assert_eq!(rows[0].1, None);
+        assert_eq!(
+            gtids_of(r.boundary_offset()),
+            Some(format!("{A}:1-13,{B}:5-6"))
+        );
+    }
+
+    #[test]
+    fn mysql_gtids_without_a_start_set_stay_out_of_offsets() {
+        // A start position without a set (gtid_mode not ON when it was read): the set seen
+        // in the stream alone would lack all earlier transactions.
+        let mut r = reader(&start(None));
+        let mut ev = Events::at(4);
+        let rows = feed(&mut r, &ev.transaction(Some((uuid(A), 11)), &[&[1]]));
+        assert_eq!(rows[0].1, Some(format!("{A}:11")));
+        assert!(rows[0].2.as_ref().is_some_and(|o| o.get("gtids").is_none()));
+        assert_eq!(gtids_of(r.boundary_offset()), None);
+    }
+
+    #[test]
+    fn mysql_transaction_metadata_uses_the_gtid() {
+        let partition = SourcePartition::from_json(&serde_json::json!({ "server": "srv" }));
+        let cfg = config(&[("provide.transaction.metadata", "true")]);
+        let mut r = BinlogReader::new(cfg, partition, &start(Some(&format!("{A}:1-10"))), "mysql");
+        let mut ev = Events::at(4);
+        let mut out = Vec::new();
+        for e in ev.transaction(Some((uuid(A), 11)), &[&[1]]) {
+            r.handle(&e, &mut out).expect("handled");
+        }
+        let ids: Vec<_> = out
+            .iter()
+            .filter_map(|rec| match &rec.payload {
+                Payload::Json { value, .. } => value.get("id").cloned(),
+                Payload::Change(e) => e.transaction.as_ref().map(|t| serde_json::json!(&*t.id)),
+                _ => None,
+            })
+            .collect();
+        let id = serde_json::json!(format!("{A}:11"));
+        assert_eq!(ids, vec![id.clone(), id.clone(), id]);
+    }
+
+    #[test]
+    fn dump_mode_decision() {
+        let mysql = StartPosition {
+            by_gtid: true,
+            ..start(Some(&format!("{A}:1-10")))
+        };
+        assert_eq!(dump_mode(&mysql, false, true), DumpMode::MySqlGtid);
+        // gtid_mode not ON (OFF or a mixed mode): file/position.
+        assert_eq!(dump_mode(&mysql, false, false), DumpMode::FilePos);
+        // A MySQL set means nothing to MariaDB.
+        assert_eq!(dump_mode(&mysql, true, true), DumpMode::FilePos);
+        // Right after a snapshot (by_gtid false) the exact file/position is used.
+        let fresh = start(Some(&format!("{A}:1-10")));
+        assert_eq!(dump_mode(&fresh, false, true), DumpMode::FilePos);
+        // An empty set: nothing to resume by.
+        let empty = StartPosition {
+            by_gtid: true,
+            ..start(Some(""))
+        };
+        assert_eq!(dump_mode(&empty, false, true), DumpMode::FilePos);
+
+        let maria = StartPosition {
+            gtids: GtidState::parse("0-1-100").expect("state"),
+            by_gtid: true,
+            ..start(None)
+        };
+        assert_eq!(dump_mode(&maria, true, false), DumpMode::MariaDbGtid);
+        assert_eq!(dump_mode(&maria, false, true), DumpMode::FilePos);
+        let plain = start(None);
+        assert_eq!(dump_mode(&plain, true, false), DumpMode::FilePos);
+        assert_eq!(dump_mode(&plain, false, true), DumpMode::FilePos);
+    }
+
+    #[test]
+    fn purged_errors_name_the_gtid_set() {
+        let err = mysql_async::Error::Server(mysql_async::ServerError {
+            code: 1236,
+            message: "purged".into(),
+            state: "HY000".into(),
+        });
+        let e = classify_stream_error(err, &start(Some(&format!("{A}:1-10"))));
+        assert!(e.to_string().contains(&format!("GTID {A}:1-10")), "{e}");
     }
 }

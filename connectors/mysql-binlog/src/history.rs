@@ -33,7 +33,23 @@
 //! binlog position when the stream started), the table is read again from
 //! `information_schema`; during catch-up of older binlog the statement gets
 //! `tableChanges: []` and the old definition is kept (`information_schema` shows today's
-//! structure, not the one at that position).
+//! structure, not the one at that position). A statement that renames a captured table
+//! counts for both names, so one that fails while renaming a captured table away still
+//! gets a history record; when live, a table `information_schema` no longer has gets a
+//! DROP entry and leaves the history.
+//!
+//! Table options are followed however they are spaced (`DEFAULT CHARSET=x`, `COLLATE = y`,
+//! several in one clause); `CHARSET`/`COLLATE`/`CONVERT TO` set the table's default
+//! character set, the others change no column.
+//!
+//! Names: under `lower_case_table_names` 1 or 2 (read from the server when the history is
+//! seeded and at each stream start) database and table names are case-insensitive, as on
+//! the server: keys and the names statements use are lower-cased, so `ALTER TABLE Orders`
+//! finds `orders` (Debezium does the same). With 0 they are compared as written.
+//!
+//! Everything read from the server (`information_schema`, `SHOW CREATE TABLE`) is read as
+//! text that may be NULL or not UTF-8 (a `BINARY` column's default): such bytes become
+//! U+FFFD, and nothing the server sends can panic the task.
 //!
 //! # Offsets
 //! A second source partition, `{"server": "<topic.prefix>", "history": true}`. Every
@@ -55,12 +71,27 @@
 //!
 //! A main position without an order (set through the offsets API)
 //! discards the history.
+//!
+//! # Known limits
+//! - The whole history is one offset value, rewritten with every history record. Its size
+//!   grows with the captured columns (about 100 bytes each): Kafka's default 1 MB message
+//!   limit is reached at roughly 10,000 columns in all captured tables. With offsets in
+//!   Kafka a larger schema fails to commit with the broker's error (raise the offsets
+//!   topic's `max.message.bytes`, or capture fewer tables).
+//! - The history's position is binlog coordinates (file, position) of the server that
+//!   wrote them. After a MariaDB failover resumed by GTID, the new server's coordinates are
+//!   not comparable with the stored ones, so which DDLs count as already delivered (and
+//!   which are live) is judged wrongly: a DDL may be skipped or applied twice. After such a
+//!   failover take a new snapshot, or stop the connector and remove the history partition
+//!   (`PATCH /connectors/<name>/offsets` with `{"partition": {"server": "<topic.prefix>",
+//!   "history": true}, "offset": null}`): at the next start it is read again from
+//!   `information_schema`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use mysql_async::Conn;
 use mysql_async::prelude::Queryable as _;
+use mysql_async::{Conn, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlparser::ast::{
@@ -80,6 +111,7 @@ use crate::binlog::{StartPosition, file_index};
 use crate::config::MySqlConfig;
 use crate::error::MySqlError;
 use crate::gtid::GtidState;
+use crate::rows;
 use crate::snapshot::ident;
 use crate::tls::ServerOpts;
 
@@ -236,6 +268,19 @@ pub struct Tables {
     pub tables: BTreeMap<TableKey, TableDef>,
     /// Default character set of each database seen (for tables created without one).
     pub databases: BTreeMap<String, String>,
+    /// The server compares database and table names case-insensitively
+    /// (`lower_case_table_names` 1 or 2): every key is lower-cased, and so is every name a
+    /// statement uses to find one. Not stored: read from the server at each start.
+    pub lower_case_names: bool,
+}
+
+/// A database or table name as a key: lower-cased when the server ignores its case.
+fn fold_name(lower: bool, name: &str) -> String {
+    if lower {
+        name.to_lowercase()
+    } else {
+        name.to_owned()
+    }
 }
 
 /// What applying one DDL statement did.
@@ -252,6 +297,30 @@ pub struct Applied {
 }
 
 impl Tables {
+    /// Sets whether names are case-insensitive ([`Tables::lower_case_names`]); on, the keys
+    /// held so far are lower-cased.
+    pub fn set_lower_case_names(&mut self, on: bool) {
+        self.lower_case_names = on;
+        if on {
+            self.tables = std::mem::take(&mut self.tables)
+                .into_iter()
+                .map(|((d, t), def)| ((d.to_lowercase(), t.to_lowercase()), def))
+                .collect();
+            self.databases = std::mem::take(&mut self.databases)
+                .into_iter()
+                .map(|(d, c)| (d.to_lowercase(), c))
+                .collect();
+        }
+    }
+
+    /// `db`.`table` as a key of these tables.
+    pub fn key(&self, db: &str, table: &str) -> TableKey {
+        (
+            fold_name(self.lower_case_names, db),
+            fold_name(self.lower_case_names, table),
+        )
+    }
+
     /// Applies one DDL statement (`default_db` = the session's database) to the captured
     /// tables `captured(db, table)` selects. All or nothing: a statement that cannot be
     /// followed leaves every definition as it was.
@@ -275,10 +344,12 @@ impl Tables {
         let (statements, extras) = match parsed {
             Ok(s) => s,
             Err(e) => {
-                let named: Vec<TableKey> = mentioned_table(sql, default_db)
+                let mut named: Vec<TableKey> = mentioned_tables(sql, default_db)
                     .into_iter()
+                    .map(|(d, t)| self.key(&d, &t))
                     .filter(|(d, t)| captured(d, t))
                     .collect();
+                named.dedup();
                 return Applied {
                     captured: !named.is_empty(),
                     failed: named,
@@ -377,12 +448,20 @@ impl Step<'_> {
             })
             .collect();
         match parts.as_slice() {
-            [table] if !self.default_db.is_empty() => {
-                Some((self.default_db.to_owned(), table.clone()))
-            }
-            [db, table] => Some((db.clone(), table.clone())),
+            [table] if !self.default_db.is_empty() => Some(self.tables.key(self.default_db, table)),
+            [db, table] => Some(self.tables.key(db, table)),
             _ => None,
         }
+    }
+
+    /// A database name as a key.
+    fn db_name(&self, name: &ObjectName) -> String {
+        let db = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map_or_else(|| unquote_name(&name.to_string()), |i| i.value.clone());
+        fold_name(self.tables.lower_case_names, &db)
     }
 
     fn is_captured(&self, key: &TableKey) -> bool {
@@ -441,11 +520,7 @@ impl Step<'_> {
                 }
                 ObjectType::Database | ObjectType::Schema => {
                     for name in names {
-                        let db = name
-                            .0
-                            .last()
-                            .and_then(|p| p.as_ident())
-                            .map_or_else(|| unquote_name(&name.to_string()), |i| i.value.clone());
+                        let db = self.db_name(name);
                         if (self.captured_db)(&db) {
                             self.out.captured = true;
                         }
@@ -484,11 +559,7 @@ impl Step<'_> {
                 default_collation,
                 ..
             } => {
-                let db = db_name
-                    .0
-                    .last()
-                    .and_then(|p| p.as_ident())
-                    .map_or_else(|| db_name.to_string(), |i| i.value.clone());
+                let db = self.db_name(db_name);
                 if (self.captured_db)(&db) {
                     self.out.captured = true;
                 }
@@ -645,10 +716,19 @@ impl Step<'_> {
         if !self.is_captured(key) && !captured_now {
             return Ok(());
         }
-        let fail = |reason: String| (vec![renamed.clone().unwrap_or_else(|| key.clone())], reason);
+        // Both names: the statement changes the old one even when the new one is not captured.
+        let fail = |reason: String| {
+            let mut names = vec![key.clone()];
+            names.extend(renamed.clone().filter(|to| to != key));
+            (names, reason)
+        };
         let Some(mut def) = self.tables.tables.get(key).cloned() else {
             return Err(fail("the table's definition is not known".into()));
         };
+        // The new default also applies to the text columns the statement adds.
+        if let Some(charset) = &self.extras.default_charset {
+            def.default_charset_name = Some(charset.clone());
+        }
         for op in operations {
             alter(&mut def, op, &self.extras.add_if_not_exists).map_err(&fail)?;
         }
@@ -658,9 +738,6 @@ impl Step<'_> {
                     c.charset_name = Some(charset.clone());
                 }
             }
-        }
-        if let Some(charset) = &self.extras.default_charset {
-            def.default_charset_name = Some(charset.clone());
         }
         if let Some(comment) = &self.extras.comment {
             def.comment = Some(comment.clone()).filter(|c| !c.is_empty());
@@ -1045,10 +1122,8 @@ struct AlterExtras {
     add_if_not_exists: Vec<String>,
 }
 
-/// An ALTER TABLE statement without the clauses the parser refuses but that change no
-/// column (table options, index renames, partitioning), `ALTER ONLINE|IGNORE TABLE` as
-/// `ALTER TABLE`, and `ADD COLUMN IF NOT EXISTS` as `ADD COLUMN`. `None` for anything else.
-fn normalize_alter(sql: &str) -> Option<(String, AlterExtras)> {
+/// `ALTER [ONLINE|IGNORE] TABLE name rest`: the table's name and the rest, as written.
+fn alter_table_parts(sql: &str) -> Option<(&str, &str)> {
     static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
     let re = RE
         .get_or_init(|| {
@@ -1059,71 +1134,126 @@ fn normalize_alter(sql: &str) -> Option<(String, AlterExtras)> {
         })
         .as_ref()?;
     let caps = re.captures(sql)?;
-    let name = caps.get(1)?.as_str();
+    Some((caps.get(1)?.as_str(), caps.get(2)?.as_str()))
+}
+
+/// Table options that take a value (`NAME [=] value`), as the first word of the option.
+/// `STATS_` stands for every `STATS_*` option.
+const VALUE_OPTIONS: &[&str] = &[
+    "ENGINE",
+    "ROW_FORMAT",
+    "KEY_BLOCK_SIZE",
+    "STATS_",
+    "PACK_KEYS",
+    "CHECKSUM",
+    "TABLE_CHECKSUM",
+    "DELAY_KEY_WRITE",
+    "PAGE_CHECKSUM",
+    "PAGE_COMPRESSED",
+    "PAGE_COMPRESSION_LEVEL",
+    "TRANSACTIONAL",
+    "MAX_ROWS",
+    "MIN_ROWS",
+    "AVG_ROW_LENGTH",
+    "AUTO_INCREMENT",
+    "ENCRYPTED",
+    "ENCRYPTION",
+    "ENCRYPTION_KEY_ID",
+    "COMPRESSION",
+    "INSERT_METHOD",
+    "TABLESPACE",
+    "STORAGE",
+    "UNION",
+    "CONNECTION",
+    "PASSWORD",
+    "IETF_QUOTES",
+    "SEQUENCE",
+    "WAIT",
+];
+
+/// ALTER TABLE options that take no value.
+const FLAG_OPTIONS: &[&str] = &["FORCE", "NOWAIT"];
+
+/// One table option at the start of `words` (upper case): how many words its name takes
+/// and whether a value follows. `None` if `words` does not start with one.
+fn table_option(words: &[String]) -> Option<(usize, bool)> {
+    let w = |i: usize| words.get(i).map_or("", String::as_str);
+    let default = usize::from(w(0) == "DEFAULT");
+    match (w(default), w(default + 1)) {
+        ("CHARSET" | "COLLATE", _) => return Some((default + 1, true)),
+        ("CHARACTER", "SET") => return Some((default + 2, true)),
+        _ if default == 1 => return None,
+        _ => {}
+    }
+    match (w(0), w(1)) {
+        ("DATA" | "INDEX", "DIRECTORY") => Some((2, true)),
+        ("COMMENT", _) => Some((1, true)),
+        (first, _) if FLAG_OPTIONS.contains(&first) => Some((1, false)),
+        (first, _)
+            if VALUE_OPTIONS
+                .iter()
+                .any(|o| first == *o || (o.ends_with('_') && first.starts_with(o))) =>
+        {
+            Some((1, true))
+        }
+        _ => None,
+    }
+}
+
+/// An ALTER TABLE statement without the clauses the parser refuses but that change no
+/// column (table options, index renames, partitioning), `ALTER ONLINE|IGNORE TABLE` as
+/// `ALTER TABLE`, and `ADD COLUMN IF NOT EXISTS` as `ADD COLUMN`. `None` for anything else.
+/// Table options may be written with or without spaces around `=` and several in one
+/// clause (`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`).
+fn normalize_alter(sql: &str) -> Option<(String, AlterExtras)> {
+    let (name, rest) = alter_table_parts(sql)?;
     let mut extras = AlterExtras::default();
     let mut kept = Vec::new();
-    for clause in split_top_level(caps.get(2)?.as_str()) {
-        let upper = clause.to_ascii_uppercase();
-        let words: Vec<&str> = upper.split_whitespace().collect();
-        let value_after = |skip: usize| -> Option<String> {
-            let rest: String = clause
-                .split_whitespace()
-                .skip(skip)
-                .collect::<Vec<_>>()
-                .join(" ");
-            let rest = rest.trim_start_matches('=').trim();
-            rest.split_whitespace()
-                .next()
-                .map(|v| unquote_name(v.trim_start_matches('=')))
+    for clause in split_top_level(rest) {
+        let tokens = sql_tokens(&clause);
+        let words: Vec<String> = tokens
+            .iter()
+            .map(|&(a, b)| clause[a..b].to_ascii_uppercase())
+            .collect();
+        let text = |i: usize| tokens.get(i).map(|&(a, b)| &clause[a..b]);
+        // Leading table options (MariaDB's `WAIT n` / `NOWAIT` lead any clause).
+        let mut i = 0;
+        while let Some((len, valued)) = table_option(&words[i..]) {
+            let option = words[i..i + len].join(" ");
+            i += len;
+            if !valued {
+                continue;
+            }
+            if text(i) == Some("=") {
+                i += 1;
+            }
+            let value = text(i)?;
+            i += 1;
+            let option = option.trim_start_matches("DEFAULT ");
+            match option {
+                "CHARSET" | "CHARACTER SET" => extras.default_charset = Some(unquote_name(value)),
+                // A charset named in the same statement wins; a collation implies one.
+                "COLLATE" if extras.default_charset.is_none() => {
+                    extras.default_charset = Some(charset_of_collation(value));
+                }
+                "COMMENT" => extras.comment = Some(sql_string(value)),
+                _ => {}
+            }
+        }
+        let Some(&(start, _)) = tokens.get(i) else {
+            continue;
         };
-        match words.as_slice() {
+        let clause = &clause[start..];
+        let words = &words[i..];
+        let w: Vec<&str> = words.iter().map(String::as_str).collect();
+        match w.as_slice() {
             ["CONVERT", "TO", "CHARACTER", "SET", ..] | ["CONVERT", "TO", "CHARSET", ..] => {
-                let skip = if words[2] == "CHARSET" { 3 } else { 4 };
-                let charset = value_after(skip)?;
+                let at = if w[2] == "CHARSET" { 3 } else { 4 };
+                let at = if w.get(at) == Some(&"=") { at + 1 } else { at };
+                let charset = unquote_name(text(i + at)?);
                 extras.convert_charset = Some(charset.clone());
                 extras.default_charset = Some(charset);
             }
-            ["DEFAULT", "CHARSET", ..] | ["CHARSET", ..] => {
-                let skip = if words[0] == "DEFAULT" { 2 } else { 1 };
-                extras.default_charset = value_after(skip);
-            }
-            ["DEFAULT", "CHARACTER", "SET", ..] | ["CHARACTER", "SET", ..] => {
-                let skip = if words[0] == "DEFAULT" { 3 } else { 2 };
-                extras.default_charset = value_after(skip);
-            }
-            ["DEFAULT", "COLLATE", ..] | ["COLLATE", ..] => {
-                let skip = if words[0] == "DEFAULT" { 2 } else { 1 };
-                if extras.default_charset.is_none() {
-                    extras.default_charset = value_after(skip).map(|c| charset_of_collation(&c));
-                }
-            }
-            [first, ..] if first.starts_with("COMMENT") => {
-                let text = clause.trim()[7..].trim().trim_start_matches('=').trim();
-                extras.comment = Some(unquote_name(text).replace("''", "'"));
-            }
-            [first, ..]
-                if [
-                    "ENGINE",
-                    "ROW_FORMAT",
-                    "KEY_BLOCK_SIZE",
-                    "STATS_",
-                    "PACK_KEYS",
-                    "CHECKSUM",
-                    "DELAY_KEY_WRITE",
-                    "FORCE",
-                    "PAGE_CHECKSUM",
-                    "TRANSACTIONAL",
-                    "MAX_ROWS",
-                    "MIN_ROWS",
-                    "AVG_ROW_LENGTH",
-                    "ENCRYPTED",
-                    "ENCRYPTION",
-                    "COMPRESSION",
-                    "WAIT",
-                    "NOWAIT",
-                ]
-                .iter()
-                .any(|o| first.starts_with(o)) => {}
             ["RENAME", "INDEX" | "KEY", ..]
             | ["ENABLE" | "DISABLE", "KEYS"]
             | ["PARTITION", "BY", ..]
@@ -1131,7 +1261,7 @@ fn normalize_alter(sql: &str) -> Option<(String, AlterExtras)> {
             | ["ORDER", "BY", ..] => {}
             ["ADD", "COLUMN", "IF", "NOT", "EXISTS", col, ..]
             | ["ADD", "IF", "NOT", "EXISTS", col, ..] => {
-                let skip = if words[1] == "COLUMN" { 5 } else { 4 };
+                let skip = if w[1] == "COLUMN" { 5 } else { 4 };
                 let rest: Vec<&str> = clause.split_whitespace().skip(skip).collect();
                 extras
                     .add_if_not_exists
@@ -1145,6 +1275,90 @@ fn normalize_alter(sql: &str) -> Option<(String, AlterExtras)> {
         kept.push("ALGORITHM=DEFAULT".to_owned());
     }
     Some((format!("ALTER TABLE {name} {}", kept.join(", ")), extras))
+}
+
+/// The tokens of one clause as byte ranges: words, quoted strings and identifiers (quotes
+/// kept), parenthesized groups whole, and `=` on its own wherever it is outside quotes.
+fn sql_tokens(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, ch)) = chars.next() {
+        if let Some(q) = quote {
+            if ch == '\\' && q != '`' {
+                chars.next();
+            } else if ch == q {
+                if chars.peek().is_some_and(|&(_, n)| n == q) {
+                    chars.next();
+                } else {
+                    quote = None;
+                }
+            }
+            continue;
+        }
+        match ch {
+            '\'' | '"' | '`' => {
+                quote = Some(ch);
+                start.get_or_insert(i);
+            }
+            '(' => {
+                depth += 1;
+                start.get_or_insert(i);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            '=' if depth == 0 => {
+                if let Some(s) = start.take() {
+                    out.push((s, i));
+                }
+                out.push((i, i + 1));
+            }
+            c if c.is_whitespace() && depth == 0 => {
+                if let Some(s) = start.take() {
+                    out.push((s, i));
+                }
+            }
+            _ => {
+                start.get_or_insert(i);
+            }
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len()));
+    }
+    out
+}
+
+/// The text of an SQL string literal (`'it''s'`, `"a\"b"`); anything else as it is.
+fn sql_string(token: &str) -> String {
+    let Some(q) = token.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+        return token.to_owned();
+    };
+    let inner = token
+        .strip_prefix(q)
+        .map(|t| t.strip_suffix(q).unwrap_or(t))
+        .unwrap_or(token);
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('r') => out.push('\r'),
+                Some('0') => out.push('\0'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            },
+            c if c == q && chars.peek() == Some(&q) => {
+                chars.next();
+                out.push(q);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Splits at the commas outside parentheses and quotes.
@@ -1184,25 +1398,54 @@ fn split_top_level(text: &str) -> Vec<String> {
     out
 }
 
-/// The captured table a statement the parser refused names first (`None` if none found).
-fn mentioned_table(sql: &str, default_db: &str) -> Option<TableKey> {
-    static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
-    let re = RE
+/// The tables a statement the parser refused names: the first one, and for ALTER TABLE
+/// also the new name of a `RENAME [TO|AS]` clause.
+fn mentioned_tables(sql: &str, default_db: &str) -> Vec<TableKey> {
+    const NAME: &str = r"(`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(`(?:[^`]|``)+`|[\w$]+))?";
+    static RE: std::sync::OnceLock<Option<(regex::Regex, regex::Regex)>> =
+        std::sync::OnceLock::new();
+    let Some((first_re, rename_re)) = RE
         .get_or_init(|| {
-            regex::Regex::new(
-                r"(?is)^\s*(?:create|alter|drop|rename|truncate)\b.*?\b(?:tables?|index\s+\S+\s+on)\s+(?:if\s+(?:not\s+)?exists\s+)?(`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(`(?:[^`]|``)+`|[\w$]+))?",
-            )
-            .ok()
+            let first = regex::Regex::new(&format!(
+                r"(?is)^\s*(?:create|alter|drop|rename|truncate)\b.*?\b(?:tables?|index\s+\S+\s+on)\s+(?:if\s+(?:not\s+)?exists\s+)?{NAME}"
+            ));
+            let rename = regex::Regex::new(&format!(r"(?is)^\s*rename\s+(?:(?:to|as)\s+)?{NAME}\s*$"));
+            first.ok().zip(rename.ok())
         })
-        .as_ref()?;
-    let caps = re.captures(sql)?;
+        .as_ref()
+    else {
+        return Vec::new();
+    };
     let unquote = |s: &str| s.trim_matches('`').replace("``", "`");
-    let first = unquote(caps.get(1)?.as_str());
-    match caps.get(2) {
-        Some(t) => Some((first, unquote(t.as_str()))),
-        None if !default_db.is_empty() => Some((default_db.to_owned(), first)),
-        None => None,
+    let key = |caps: &regex::Captures| -> Option<TableKey> {
+        let first = unquote(caps.get(1)?.as_str());
+        match caps.get(2) {
+            Some(t) => Some((first, unquote(t.as_str()))),
+            None if !default_db.is_empty() => Some((default_db.to_owned(), first)),
+            None => None,
+        }
+    };
+    let mut out: Vec<TableKey> = first_re
+        .captures(sql)
+        .and_then(|c| key(&c))
+        .into_iter()
+        .collect();
+    if let Some((_, clauses)) = alter_table_parts(sql) {
+        for clause in split_top_level(clauses) {
+            let Some(caps) = rename_re.captures(&clause) else {
+                continue;
+            };
+            let word = caps.get(1).map_or("", |m| m.as_str());
+            if ["COLUMN", "INDEX", "KEY", "CONSTRAINT", "PARTITION"]
+                .iter()
+                .any(|w| word.eq_ignore_ascii_case(w))
+            {
+                continue;
+            }
+            out.extend(key(&caps));
+        }
     }
+    out
 }
 
 /// A column type as written: `int(11) unsigned`, `enum('a','b')`, `decimal(10,2)`.
@@ -1446,19 +1689,22 @@ pub fn info_column(c: &InfoColumn, mariadb: bool) -> ColumnDef {
     }
 }
 
-type ColumnRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// Whether the server compares database and table names case-insensitively
+/// (`@@lower_case_table_names` 1 or 2).
+pub async fn lower_case_table_names(conn: &mut Conn) -> Result<bool, MySqlError> {
+    let row: Option<Row> = conn
+        .query_first("SELECT @@lower_case_table_names")
+        .await
+        .map_err(|e| MySqlError::query("reading @@lower_case_table_names", e))?;
+    Ok(row
+        .and_then(|mut r| rows::number(&mut r, 0))
+        .is_some_and(|n| n != 0))
+}
 
 /// Reads the definitions of `names` (and the default character sets of their databases)
-/// from `information_schema`, with each table's `SHOW CREATE TABLE` text.
+/// from `information_schema`, with each table's `SHOW CREATE TABLE` text. The keys are
+/// folded as the server compares names ([`lower_case_table_names`]). Every value is read
+/// as text that may be NULL or not UTF-8 ([`rows`]): nothing the server sends panics.
 pub async fn read_definitions(
     conn: &mut Conn,
     names: &[TableKey],
@@ -1466,19 +1712,32 @@ pub async fn read_definitions(
 ) -> Result<(Tables, Vec<(TableKey, String)>), MySqlError> {
     let q = |what: &'static str| move |e| MySqlError::query(what, e);
     let mut out = Tables::default();
+    out.set_lower_case_names(lower_case_table_names(conn).await?);
+    let lower = out.lower_case_names;
+    // Under lower_case_table_names=2 names are stored as created but compared lower-cased.
+    let is = |column: &str| {
+        if lower {
+            format!("LOWER({column}) = ?")
+        } else {
+            format!("{column} = ?")
+        }
+    };
+    let names: Vec<TableKey> = names.iter().map(|(d, t)| out.key(d, t)).collect();
     let mut dbs: Vec<&str> = names.iter().map(|(d, _)| d.as_str()).collect();
     dbs.sort_unstable();
     dbs.dedup();
     for db in dbs {
-        let charset: Option<String> = conn
+        let row: Option<Row> = conn
             .exec_first(
-                "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA \
-                 WHERE SCHEMA_NAME = ?",
+                format!(
+                    "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE {}",
+                    is("SCHEMA_NAME")
+                ),
                 (db,),
             )
             .await
             .map_err(q("reading information_schema.SCHEMATA"))?;
-        if let Some(c) = charset {
+        if let Some(c) = row.and_then(|mut r| rows::text(&mut r, 0)) {
             out.databases.insert(db.to_owned(), c);
         }
         let wanted: Vec<&str> = names
@@ -1486,18 +1745,26 @@ pub async fn read_definitions(
             .filter(|(d, _)| d == db)
             .map(|(_, t)| t.as_str())
             .collect();
-        let tables: Vec<(String, Option<String>, Option<String>)> = conn
+        let tables: Vec<Row> = conn
             .exec(
-                "SELECT TABLE_NAME, TABLE_COLLATION, TABLE_COMMENT FROM information_schema.TABLES \
-                 WHERE TABLE_SCHEMA = ?",
+                format!(
+                    "SELECT TABLE_NAME, TABLE_COLLATION, TABLE_COMMENT FROM information_schema.TABLES \
+                     WHERE {}",
+                    is("TABLE_SCHEMA")
+                ),
                 (db,),
             )
             .await
             .map_err(q("reading information_schema.TABLES"))?;
-        for (table, collation, comment) in tables {
+        for mut row in tables {
+            let Some(table) = rows::text(&mut row, 0).map(|t| fold_name(lower, &t)) else {
+                continue;
+            };
             if !wanted.contains(&table.as_str()) {
                 continue;
             }
+            let collation = rows::text(&mut row, 1);
+            let comment = rows::text(&mut row, 2);
             out.tables.insert(
                 (db.to_owned(), table),
                 TableDef {
@@ -1509,44 +1776,65 @@ pub async fn read_definitions(
                 },
             );
         }
-        let columns: Vec<ColumnRow> = conn
+        let columns: Vec<Row> = conn
             .exec(
-                "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, \
-                        CHARACTER_SET_NAME, EXTRA, COLUMN_COMMENT \
-                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? \
-                 ORDER BY TABLE_NAME, ORDINAL_POSITION",
+                format!(
+                    "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, \
+                            CHARACTER_SET_NAME, EXTRA, COLUMN_COMMENT \
+                     FROM information_schema.COLUMNS WHERE {} \
+                     ORDER BY TABLE_NAME, ORDINAL_POSITION",
+                    is("TABLE_SCHEMA")
+                ),
                 (db,),
             )
             .await
             .map_err(q("reading information_schema.COLUMNS"))?;
-        for (table, name, column_type, nullable, default, charset, extra, comment) in columns {
-            let Some(def) = out.tables.get_mut(&(db.to_owned(), table)) else {
+        for mut row in columns {
+            let (Some(table), Some(name)) = (rows::text(&mut row, 0), rows::text(&mut row, 1))
+            else {
+                continue;
+            };
+            let Some(def) = out
+                .tables
+                .get_mut(&(db.to_owned(), fold_name(lower, &table)))
+            else {
                 continue;
             };
             def.columns.push(info_column(
                 &InfoColumn {
                     name,
-                    column_type,
-                    nullable: nullable.eq_ignore_ascii_case("YES"),
-                    default,
-                    charset,
-                    extra: extra.unwrap_or_default(),
-                    comment: comment.unwrap_or_default(),
+                    column_type: rows::text(&mut row, 2).unwrap_or_default(),
+                    nullable: rows::text(&mut row, 3)
+                        .is_some_and(|n| n.eq_ignore_ascii_case("YES")),
+                    default: rows::text(&mut row, 4),
+                    charset: rows::text(&mut row, 5),
+                    extra: rows::text(&mut row, 6).unwrap_or_default(),
+                    comment: rows::text(&mut row, 7).unwrap_or_default(),
                 },
                 mariadb,
             ));
         }
-        let keys: Vec<(String, String)> = conn
+        let keys: Vec<Row> = conn
             .exec(
-                "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
-                 WHERE TABLE_SCHEMA = ? AND INDEX_NAME = 'PRIMARY' \
-                 ORDER BY TABLE_NAME, SEQ_IN_INDEX",
+                format!(
+                    "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+                     WHERE {} AND INDEX_NAME = 'PRIMARY' \
+                     ORDER BY TABLE_NAME, SEQ_IN_INDEX",
+                    is("TABLE_SCHEMA")
+                ),
                 (db,),
             )
             .await
             .map_err(q("reading information_schema.STATISTICS"))?;
-        for (table, column) in keys {
-            if let Some(def) = out.tables.get_mut(&(db.to_owned(), table)) {
+        for mut row in keys {
+            let (Some(table), Some(column)) = (rows::text(&mut row, 0), rows::text(&mut row, 1))
+            else {
+                continue;
+            };
+            if let Some(def) = out
+                .tables
+                .get_mut(&(db.to_owned(), fold_name(lower, &table)))
+            {
                 def.primary_key_column_names.push(column);
             }
         }
@@ -1555,11 +1843,11 @@ pub async fn read_definitions(
         def.renumber();
     }
     let mut ddl = Vec::with_capacity(names.len());
-    for key in names {
+    for key in &names {
         if !out.tables.contains_key(key) {
             continue;
         }
-        let row: Option<(String, String)> = conn
+        let row: Option<Row> = conn
             .query_first(format!(
                 "SHOW CREATE TABLE {}.{}",
                 ident(&key.0),
@@ -1567,7 +1855,8 @@ pub async fn read_definitions(
             ))
             .await
             .map_err(q("SHOW CREATE TABLE"))?;
-        ddl.push((key.clone(), row.map(|(_, text)| text).unwrap_or_default()));
+        let text = row.and_then(|mut r| rows::text(&mut r, 1));
+        ddl.push((key.clone(), text.unwrap_or_default()));
     }
     Ok((out, ddl))
 }
@@ -1690,8 +1979,10 @@ impl SchemaHistory {
     pub async fn start_stream(&mut self, server: &ServerOpts) -> Result<(), MySqlError> {
         let mut conn = server.connect().await?;
         let at = server_position(&mut conn).await;
+        let lower = lower_case_table_names(&mut conn).await;
         let _ = conn.disconnect().await;
         self.live_from = Some(at?);
+        self.tables.set_lower_case_names(lower?);
         self.server = Some(server.clone());
         Ok(())
     }
@@ -1784,7 +2075,23 @@ impl SchemaHistory {
         let mut changes = Vec::new();
         for key in &keys {
             let Some(def) = fresh.tables.get(key) else {
-                warn!(connector = %self.cfg.name, table = %format!("{}.{}", key.0, key.1), "table not found in information_schema; its old definition is kept");
+                // Gone now (dropped, or renamed out of the captured tables by the statement
+                // that could not be followed): a DROP, as a followed statement would give.
+                let table = format!("{}.{}", key.0, key.1);
+                let Some(def) = self.tables.tables.remove(key) else {
+                    warn!(connector = %self.cfg.name, table = %table, "table not found in information_schema; no tableChanges entry");
+                    continue;
+                };
+                warn!(connector = %self.cfg.name, table = %table, "table not found in information_schema; it is dropped from the schema history");
+                changes.push(
+                    TableChange {
+                        kind: ChangeKind::Drop,
+                        db: key.0.clone(),
+                        table: key.1.clone(),
+                        def,
+                    }
+                    .to_json(),
+                );
                 continue;
             };
             let kind = if self.tables.tables.contains_key(key) {
@@ -2235,6 +2542,203 @@ mod tests {
         assert_eq!(table(&t, "t").comment.as_deref(), Some("it's"));
         let a = apply(&mut t, "ALTER TABLE t ADD COLUMN (p INT, q INT)");
         assert_eq!(a.failed.len(), 1, "not followed: reported");
+    }
+
+    #[test]
+    fn table_options_with_or_without_spaces_around_the_equals_sign() {
+        let charset = |sql: &str| {
+            let mut t = Tables::default();
+            apply(
+                &mut t,
+                "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(5)) CHARSET=latin1",
+            );
+            let a = apply(&mut t, sql);
+            assert!(a.failed.is_empty(), "{sql}: {:?}", a.reason);
+            assert_eq!(a.changes.len(), 1, "{sql}");
+            assert_eq!(a.changes[0].kind, ChangeKind::Alter, "{sql}");
+            let def = table(&t, "t").clone();
+            assert_eq!(names(&t, "t"), ["1:id", "2:v"], "{sql}");
+            (def.default_charset_name, def.comment)
+        };
+        for sep in ["=", " = ", " ", "= ", " ="] {
+            for (option, want) in [
+                ("CHARSET", "utf8mb4"),
+                ("DEFAULT CHARSET", "utf8mb4"),
+                ("CHARACTER SET", "utf8mb4"),
+                ("DEFAULT CHARACTER SET", "utf8mb4"),
+                ("charset", "utf8mb4"),
+            ] {
+                let sql = format!("ALTER TABLE t {option}{sep}utf8mb4");
+                assert_eq!(charset(&sql).0.as_deref(), Some(want), "{sql}");
+            }
+            for option in ["COLLATE", "DEFAULT COLLATE"] {
+                let sql = format!("ALTER TABLE t {option}{sep}utf8mb4_bin");
+                assert_eq!(charset(&sql).0.as_deref(), Some("utf8mb4"), "{sql}");
+            }
+            let sql = format!("ALTER TABLE t ENGINE{sep}InnoDB");
+            assert_eq!(charset(&sql).0.as_deref(), Some("latin1"), "{sql}");
+            let sql = format!("ALTER TABLE t COMMENT{sep}'a = b, it''s'");
+            assert_eq!(charset(&sql).1.as_deref(), Some("a = b, it's"), "{sql}");
+        }
+        // Quoted values, and several options in one clause (as mysqldump and tools write).
+        assert_eq!(
+            charset("ALTER TABLE t DEFAULT CHARSET='utf8mb4'")
+                .0
+                .as_deref(),
+            Some("utf8mb4")
+        );
+        assert_eq!(
+            charset("ALTER TABLE t ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+                .0
+                .as_deref(),
+            Some("utf8mb4")
+        );
+        assert_eq!(
+            charset("ALTER TABLE t COLLATE=koi8r_bin, ROW_FORMAT=DYNAMIC")
+                .0
+                .as_deref(),
+            Some("koi8r")
+        );
+        let (cs, comment) = charset("ALTER TABLE t COMMENT='x',CHARSET=utf8mb4");
+        assert_eq!(
+            (cs.as_deref(), comment.as_deref()),
+            (Some("utf8mb4"), Some("x"))
+        );
+        // Options before a column clause, and MariaDB's WAIT n before the first clause.
+        let mut t = Tables::default();
+        apply(&mut t, "CREATE TABLE t (id INT PRIMARY KEY)");
+        let a = apply(
+            &mut t,
+            "ALTER TABLE t ENGINE=InnoDB, DEFAULT CHARSET=utf8mb4, ADD COLUMN c VARCHAR(3)",
+        );
+        assert!(a.failed.is_empty(), "{:?}", a.reason);
+        assert_eq!(names(&t, "t"), ["1:id", "2:c"]);
+        assert_eq!(
+            table(&t, "t").default_charset_name.as_deref(),
+            Some("utf8mb4")
+        );
+        let a = apply(&mut t, "ALTER TABLE t WAIT 5 ADD COLUMN d INT");
+        assert!(a.failed.is_empty(), "{:?}", a.reason);
+        assert_eq!(names(&t, "t"), ["1:id", "2:c", "3:d"]);
+        let a = apply(&mut t, "ALTER TABLE t CONVERT TO CHARACTER SET=latin1");
+        assert!(a.failed.is_empty(), "{:?}", a.reason);
+        assert_eq!(
+            table(&t, "t").columns[1].charset_name.as_deref(),
+            Some("latin1")
+        );
+        // An option without its value is not followed.
+        let a = apply(&mut t, "ALTER TABLE t CHARSET=");
+        assert_eq!(a.failed.len(), 1);
+    }
+
+    #[test]
+    fn sql_tokens_keep_quotes_and_split_equals() {
+        let text = "DEFAULT CHARSET=x COMMENT='a=b' `q=r`=(1, 2) z";
+        let tokens: Vec<&str> = sql_tokens(text).iter().map(|&(a, b)| &text[a..b]).collect();
+        assert_eq!(
+            tokens,
+            [
+                "DEFAULT", "CHARSET", "=", "x", "COMMENT", "=", "'a=b'", "`q=r`", "=", "(1, 2)",
+                "z"
+            ]
+        );
+        assert_eq!(sql_string(r"'it''s \'x\''"), "it's 'x'");
+        assert_eq!(sql_string("plain"), "plain");
+    }
+
+    #[test]
+    fn failing_alter_that_renames_reports_both_names() {
+        let only_t = |_: &str, t: &str| t == "t";
+        for sql in [
+            // Not parsable (ADD COLUMN with a list), renamed out of the captured tables.
+            "ALTER TABLE t ADD COLUMN (p INT, q INT), RENAME TO archive_t",
+            // Parsed, but not applicable.
+            "ALTER TABLE t DROP COLUMN nope, RENAME TO archive_t",
+            "ALTER TABLE t DROP COLUMN nope, RENAME archive_t",
+        ] {
+            let mut t = Tables::default();
+            t.apply("d", "CREATE TABLE t (id INT)", &only_t, &all_db);
+            let a = t.apply("d", sql, &only_t, &all_db);
+            assert!(a.captured, "{sql}: the statement changes a captured table");
+            assert_eq!(a.failed, vec![("d".to_owned(), "t".to_owned())], "{sql}");
+            assert!(a.changes.is_empty());
+            // Everything captured: both names are reported.
+            let mut t = Tables::default();
+            apply(&mut t, "CREATE TABLE t (id INT)");
+            let a = apply(&mut t, sql);
+            assert_eq!(
+                a.failed,
+                vec![
+                    ("d".to_owned(), "t".to_owned()),
+                    ("d".to_owned(), "archive_t".to_owned())
+                ],
+                "{sql}"
+            );
+        }
+        // Renamed into the captured tables from one that is not.
+        let only_u = |_: &str, t: &str| t == "u";
+        let mut t = Tables::default();
+        let a = t.apply(
+            "d",
+            "ALTER TABLE src ADD COLUMN (p INT), RENAME TO d.u",
+            &only_u,
+            &all_db,
+        );
+        assert_eq!(a.failed, vec![("d".to_owned(), "u".to_owned())]);
+        // RENAME COLUMN / INDEX are no table renames.
+        assert_eq!(
+            mentioned_tables(
+                "ALTER TABLE t ADD COLUMN (p INT), RENAME COLUMN a TO b",
+                "d"
+            ),
+            vec![("d".to_owned(), "t".to_owned())]
+        );
+    }
+
+    #[test]
+    fn names_fold_under_lower_case_table_names() {
+        // lower_case_table_names=0 (Linux default): names are case-sensitive.
+        let mut t = Tables::default();
+        apply(&mut t, "CREATE TABLE orders (id INT)");
+        let a = apply(&mut t, "ALTER TABLE Orders ADD COLUMN x INT");
+        assert!(a.changes.is_empty(), "Orders is another table");
+        assert_eq!(t.key("D", "Orders"), ("D".to_owned(), "Orders".to_owned()));
+
+        // 1 or 2: keys are lower-cased, and so is every name a statement uses.
+        let mut t = Tables::default();
+        t.tables
+            .insert(("Shop".into(), "Orders".into()), TableDef::default());
+        t.databases.insert("Shop".into(), "latin1".into());
+        t.set_lower_case_names(true);
+        assert_eq!(
+            t.key("Shop", "ORDERS"),
+            ("shop".to_owned(), "orders".to_owned())
+        );
+        assert!(t.tables.contains_key(&("shop".into(), "orders".into())));
+        assert_eq!(t.databases.get("shop").map(String::as_str), Some("latin1"));
+        let a = t.apply("SHOP", "ALTER TABLE Orders ADD COLUMN x INT", &all, &all_db);
+        assert!(a.failed.is_empty(), "{:?}", a.reason);
+        assert_eq!(a.changes[0].table, "orders");
+        assert_eq!(a.changes[0].db, "shop");
+        let a = t.apply(
+            "x",
+            "ALTER TABLE `SHOP`.`ORDERS` ADD COLUMN y INT",
+            &all,
+            &all_db,
+        );
+        assert!(a.failed.is_empty(), "{:?}", a.reason);
+        assert_eq!(t.tables[&("shop".into(), "orders".into())].columns.len(), 2);
+        t.apply("shop", "RENAME TABLE Orders TO Archive", &all, &all_db);
+        assert!(t.tables.contains_key(&("shop".into(), "archive".into())));
+        t.apply("shop", "CREATE TABLE Other LIKE ARCHIVE", &all, &all_db);
+        assert!(t.tables.contains_key(&("shop".into(), "other".into())));
+        let a = t.apply("shop", "DROP TABLE OTHER", &all, &all_db);
+        assert_eq!(a.changes[0].kind, ChangeKind::Drop);
+        // An unparsable statement names its table folded too.
+        let a = t.apply("Shop", "ALTER TABLE ARCHIVE FROBNICATE", &all, &all_db);
+        assert_eq!(a.failed, vec![("shop".to_owned(), "archive".to_owned())]);
+        t.apply("shop", "DROP DATABASE SHOP", &all, &all_db);
+        assert!(t.tables.is_empty() && t.databases.is_empty());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! # Snapshot
 //! See [`snapshot`]: `FLUSH TABLES WITH READ LOCK`, `START TRANSACTION WITH CONSISTENT
-//! SNAPSHOT`, read `SHOW MASTER STATUS` and `@@gtid_binlog_pos`, read schemas, `UNLOCK
+//! SNAPSHOT`, read `SHOW MASTER STATUS` and `@@gtid_binlog_pos` (MySQL with `gtid_mode=ON`:
+//! its `Executed_Gtid_Set`), read schemas, `UNLOCK
 //! TABLES`; then each captured table is read in primary-key pages. On MariaDB the position
 //! is the snapshot's own (`binlog_snapshot_file`/`binlog_snapshot_position`), exact even with
 //! `snapshot.locking.mode=none` (the GTID state is then left out of the offsets, so resumes
@@ -32,9 +33,11 @@
 //! # Offsets
 //! Partition `{"server": "<topic.prefix>"}`. A streamed row's offset is
 //! `{"file", "pos": <start of its transaction>, "row": <captured rows of the transaction up
-//! to and including it>, "gtids": <MariaDB state of completed transactions>}`, ordered by
-//! `(file index, pos, row)`. A resume restarts at the transaction's first event (by GTID on
-//! MariaDB when the state is known, else by file/position) and skips the `row` rows already
+//! to and including it>, "gtids": <GTID state of completed transactions>}`, ordered by
+//! `(file index, pos, row)`; `gtids` is MariaDB's state (`0-1-100,1-2-7`) or MySQL's executed
+//! set (`uuid:1-5:7,uuid2:1-3`). A resume restarts at the transaction's first event (by GTID
+//! when the state is known: `@slave_connect_state` on MariaDB, `COM_BINLOG_DUMP_GTID` on
+//! MySQL with `gtid_mode=ON`; else by file/position) and skips the `row` rows already
 //! delivered, so a transaction is never split nor repeated. Heartbeats
 //! (`heartbeat.interval.ms`) carry the position after the last complete transaction.
 //! Table schema versions are not stored: every resume starts at a transaction start, whose
@@ -51,7 +54,8 @@
 //! committed offset). Server misconfiguration (preflight), a purged binlog position, a bad
 //! checksum and undecodable events are definite: the task fails with a message that says
 //! what to change. `snapshot.mode=when_needed` takes a new snapshot instead of failing when
-//! the stored binlog file is gone.
+//! the stored binlog file is gone (on MySQL resuming by GTID: when `@@gtid_purged` holds
+//! transactions the stored set lacks).
 
 pub mod binlog;
 pub mod config;
@@ -60,6 +64,7 @@ pub mod error;
 pub mod gtid;
 pub mod history;
 pub mod image;
+mod rows;
 pub mod schema;
 pub mod snapshot;
 pub mod source;

@@ -5,6 +5,7 @@
 //!  FLUSH TABLES WITH READ LOCK            (snapshot.locking.mode=minimal; needs RELOAD)
 //!  START TRANSACTION WITH CONSISTENT SNAPSHOT
 //!  SHOW MASTER STATUS, @@gtid_binlog_pos  -> the stream's start position
+//!    (MySQL with gtid_mode=ON: its Executed_Gtid_Set)
 //!  read table schemas (information_schema)
 //!  UNLOCK TABLES                          (the lock is held only for the lines above)
 //!  per table, keyset pages:  SELECT .. WHERE (pk) > (last pk) ORDER BY pk LIMIT fetch.size
@@ -22,7 +23,7 @@
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable as _;
-use mysql_async::{Conn, Value as Wire};
+use mysql_async::{Conn, Row as ServerRow, Value as Wire};
 use tracing::info;
 use tributary_runtime::model::{ChangeEvent, Op, Row, SnapshotMarker, SourceInfo, Value};
 use tributary_runtime::record::{
@@ -33,8 +34,9 @@ use crate::binlog::{StartPosition, file_index};
 use crate::config::MySqlConfig;
 use crate::decode::{Origin, convert};
 use crate::error::MySqlError;
-use crate::gtid::GtidState;
+use crate::gtid::{GtidState, MySqlGtidSet};
 use crate::history::{self, HistoryStart, SchemaHistory};
+use crate::rows;
 use crate::schema::{InfoColumn, TableInfo, from_information_schema};
 
 /// Where a snapshot stands: which table, and the last key read in it.
@@ -84,7 +86,7 @@ pub async fn captured_tables(
     conn: &mut Conn,
     cfg: &MySqlConfig,
 ) -> Result<Vec<(String, String)>, MySqlError> {
-    let rows: Vec<(String, String)> = conn
+    let rows: Vec<ServerRow> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
              WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME",
@@ -93,6 +95,7 @@ pub async fn captured_tables(
         .map_err(|e| q(e, "listing tables"))?;
     Ok(rows
         .into_iter()
+        .filter_map(|mut r| Some((rows::text(&mut r, 0)?, rows::text(&mut r, 1)?)))
         .filter(|(db, t)| cfg.filters.table(db, t))
         .collect())
 }
@@ -104,18 +107,7 @@ pub async fn load_table(
     db: &str,
     table: &str,
 ) -> Result<TableInfo, MySqlError> {
-    type ColRow = (
-        String,
-        String,
-        String,
-        String,
-        Option<u64>,
-        Option<u64>,
-        Option<u64>,
-        Option<String>,
-        Option<u64>,
-    );
-    let rows: Vec<ColRow> = conn
+    let found: Vec<ServerRow> = conn
         .exec(
             "SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE, \
                     c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION, \
@@ -129,24 +121,28 @@ pub async fn load_table(
         )
         .await
         .map_err(|e| q(e, "reading information_schema.COLUMNS"))?;
-    let info: Vec<InfoColumn> = rows
+    let info: Vec<InfoColumn> = found
         .into_iter()
-        .map(|r| InfoColumn {
-            name: r.0,
-            data_type: r.1,
-            column_type: r.2,
-            nullable: r.3 == "YES",
-            precision: r.4.map(|v| v as u32),
-            scale: r.5.map(|v| v as u32),
-            datetime_precision: r.6.map(|v| v as u32),
-            charset: r.7,
-            in_primary_key: r.8.map(|v| v as u32),
+        .filter_map(|mut r| {
+            Some(InfoColumn {
+                name: rows::text(&mut r, 0)?,
+                data_type: rows::text(&mut r, 1).unwrap_or_default(),
+                column_type: rows::text(&mut r, 2).unwrap_or_default(),
+                nullable: rows::text(&mut r, 3).as_deref() == Some("YES"),
+                precision: rows::number(&mut r, 4).map(|v| v as u32),
+                scale: rows::number(&mut r, 5).map(|v| v as u32),
+                datetime_precision: rows::number(&mut r, 6).map(|v| v as u32),
+                charset: rows::text(&mut r, 7),
+                in_primary_key: rows::number(&mut r, 8).map(|v| v as u32),
+            })
         })
         .collect();
     Ok(from_information_schema(cfg, db, table, &info))
 }
 
-/// Current binlog position and (MariaDB) GTID state.
+/// Current binlog position and GTID state: MariaDB's `@@gtid_binlog_pos`, or MySQL's
+/// executed GTID set when it runs with `gtid_mode=ON` (read by the same statement as the
+/// file and position, so the two describe the same point).
 pub async fn read_position(conn: &mut Conn, mariadb: bool) -> Result<StartPosition, MySqlError> {
     // MySQL 8.4 removed SHOW MASTER STATUS (8.2+ and MariaDB 10.5.2+ know the new name).
     let status: Option<mysql_async::Row> = match conn.query_first("SHOW BINARY LOG STATUS").await {
@@ -164,13 +160,24 @@ pub async fn read_position(conn: &mut Conn, mariadb: bool) -> Result<StartPositi
                 .into(),
         ));
     };
-    let file: String = status.take(0).unwrap_or_default();
-    let pos: u64 = status.take(1).unwrap_or(4);
+    let file = rows::text(&mut status, 0).unwrap_or_default();
+    let pos = rows::number(&mut status, 1).unwrap_or(4);
+    // File, Position, Binlog_Do_DB, Binlog_Ignore_DB, then Executed_Gtid_Set on MySQL only
+    // (MariaDB has no fifth column; callers that only want the file and position pass
+    // `mariadb = false` whatever the server).
+    let mysql_gtids =
+        if !mariadb && status.len() > 4 && crate::binlog::mysql_gtid_mode_on(conn).await? {
+            let text = rows::text(&mut status, 4).unwrap_or_default();
+            Some(MySqlGtidSet::parse(&text).map_err(MySqlError::BadOffset)?)
+        } else {
+            None
+        };
     let gtids = if mariadb {
-        let text: Option<String> = conn
+        let row: Option<ServerRow> = conn
             .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
             .await
             .map_err(|e| q(e, "reading @@gtid_binlog_pos"))?;
+        let text = row.and_then(|mut r| rows::text(&mut r, 0));
         GtidState::parse(&text.unwrap_or_default()).map_err(MySqlError::BadOffset)?
     } else {
         GtidState::default()
@@ -179,6 +186,7 @@ pub async fn read_position(conn: &mut Conn, mariadb: bool) -> Result<StartPositi
         file,
         pos,
         gtids,
+        mysql_gtids,
         skip_rows: 0,
         by_gtid: false,
     })
@@ -226,11 +234,15 @@ impl Snapshot {
         // without the lock; the GTID state is only exact under the lock.
         let position = match position {
             Ok(mut p) if mariadb => {
-                let rows: Vec<(String, String)> = conn
+                let status: Vec<ServerRow> = conn
                     .query("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
                     .await
                     .map_err(|e| q(e, "SHOW STATUS LIKE 'binlog_snapshot_%'"))?;
-                for (k, v) in rows {
+                for mut row in status {
+                    let (Some(k), Some(v)) = (rows::text(&mut row, 0), rows::text(&mut row, 1))
+                    else {
+                        continue;
+                    };
                     match k.to_ascii_lowercase().as_str() {
                         "binlog_snapshot_file" if !v.is_empty() => p.file = v,
                         "binlog_snapshot_position" => p.pos = v.parse().unwrap_or(p.pos),
@@ -325,7 +337,7 @@ impl Snapshot {
             rows_estimated = estimate.unwrap_or(0),
             file = %position.file,
             pos = position.pos,
-            gtids = %position.gtids,
+            gtids = %position.gtids_text(),
             resumed_at_table = index,
             "snapshot started"
         );
@@ -401,7 +413,7 @@ impl Snapshot {
                     &self.position.file,
                     self.position.pos,
                     0,
-                    &self.position.gtids,
+                    self.position.gtids_text(),
                 ));
                 Ok(Some(vec![last]))
             }
@@ -522,8 +534,9 @@ impl Snapshot {
             "snapshot_table": info.schema.id.to_string(),
             "snapshot_key": key.map(|k| k.iter().map(wire_to_json).collect::<Vec<_>>()),
         });
-        if !self.position.gtids.is_empty() {
-            value["gtids"] = serde_json::Value::String(self.position.gtids.to_string());
+        let gtids = self.position.gtids_text();
+        if !gtids.is_empty() {
+            value["gtids"] = serde_json::Value::String(gtids);
         }
         SourceRecord {
             topic: info.topic.clone(),

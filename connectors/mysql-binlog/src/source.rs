@@ -17,10 +17,12 @@ use tributary_runtime::offsets::StoredOffset;
 use tributary_runtime::progress::ProgressHandle;
 use tributary_runtime::record::{SourcePartition, SourceRecord};
 
-use crate::binlog::{BinlogReader, StartPosition, open_stream};
+use crate::binlog::{
+    BinlogReader, DumpMode, StartPosition, dump_mode, mysql_gtid_mode_on, open_stream,
+};
 use crate::config::{MARIADB_CLASS, MYSQL_CLASS, MySqlConfig, SnapshotMode, config_def, validate};
 use crate::error::MySqlError;
-use crate::gtid::GtidState;
+use crate::gtid::{GtidState, MySqlGtidSet, is_mysql_gtid_set};
 use crate::history::{self, SchemaHistory, history_partition};
 use crate::snapshot::{Cursor, Snapshot, captured_tables, read_position, wire_from_json};
 use crate::stream::{StreamPump, Streamer};
@@ -337,13 +339,22 @@ fn parse_offset(
         .get("row")
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(0);
-    let gtids = GtidState::parse(v.get("gtids").and_then(|g| g.as_str()).unwrap_or(""))
-        .map_err(MySqlError::BadOffset)?;
+    // `gtids` is MariaDB's state (`0-1-100,1-2-7`) or MySQL's executed set
+    // (`uuid:1-5:7,uuid2:1-3`); the text says which.
+    let text = v.get("gtids").and_then(|g| g.as_str()).unwrap_or("");
+    let (gtids, mysql_gtids) = if is_mysql_gtid_set(text) {
+        let set = MySqlGtidSet::parse(text).map_err(MySqlError::BadOffset)?;
+        (GtidState::default(), Some(set))
+    } else {
+        let state = GtidState::parse(text).map_err(MySqlError::BadOffset)?;
+        (state, None)
+    };
     let position = StartPosition {
         file,
         pos,
-        by_gtid: !gtids.is_empty(),
+        by_gtid: !gtids.is_empty() || mysql_gtids.as_ref().is_some_and(|s| !s.is_empty()),
         gtids,
+        mysql_gtids,
         skip_rows: row,
     };
     if v.get("snapshot").and_then(serde_json::Value::as_bool) == Some(true) {
@@ -402,7 +413,45 @@ impl MySqlSource {
         let mut resume = parse_offset(&ctx.offsets, &partition)?;
 
         // A stored position that is gone: new snapshot (when_needed) or a clear error.
-        if let Resume::Stream(pos) = &resume {
+        // MySQL resuming by GTID: gone when the server purged transactions not in our set.
+        let mut purged_gtids = None;
+        if let Resume::Stream(pos) = &resume
+            && !mariadb
+            && let Some(ours) = &pos.mysql_gtids
+            && dump_mode(pos, false, true) == DumpMode::MySqlGtid
+            && mysql_gtid_mode_on(&mut conn).await?
+        {
+            let row: Option<mysql_async::Row> = conn
+                .query_first("SELECT @@GLOBAL.gtid_purged")
+                .await
+                .map_err(|e| MySqlError::query("reading @@gtid_purged", e))?;
+            let text = row
+                .and_then(|mut r| crate::rows::text(&mut r, 0))
+                .unwrap_or_default();
+            let purged = MySqlGtidSet::parse(&text).map_err(|e| {
+                MySqlError::Unsupported(format!("cannot read @@gtid_purged {text:?}: {e}"))
+            })?;
+            purged_gtids = Some(ours.missing(&purged));
+        }
+        if let (Resume::Stream(pos), Some(missing)) = (&resume, &purged_gtids)
+            && !missing.is_empty()
+        {
+            if cfg.snapshot_mode == SnapshotMode::WhenNeeded {
+                warn!(connector = %cfg.name, missing = %missing, "the server purged GTIDs not read yet; taking a new snapshot (snapshot.mode=when_needed)");
+                resume = Resume::Nothing;
+            } else {
+                return Err(MySqlError::Purged {
+                    position: format!("{}:{} (GTID {})", pos.file, pos.pos, pos.gtids_text()),
+                    detail: format!(
+                        "the server purged transactions {missing} that were not read yet \
+                         (they are in @@gtid_purged, not in the stored GTID set)"
+                    ),
+                });
+            }
+        }
+        if let Resume::Stream(pos) = &resume
+            && purged_gtids.is_none()
+        {
             let logs: Vec<mysql_async::Row> = conn
                 .query("SHOW BINARY LOGS")
                 .await
@@ -513,6 +562,7 @@ impl MySqlSource {
                         file: first,
                         pos: 4,
                         gtids: GtidState::default(),
+                        mysql_gtids: None,
                         skip_rows: 0,
                         by_gtid: false,
                     };
@@ -663,5 +713,203 @@ impl SourceTask for MySqlTask {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mysql_async::binlog::events::Event;
+    use tributary_runtime::record::{Payload, SourceOffset};
+
+    use super::*;
+    use crate::binlog::test_events::{Events, config};
+
+    const A: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+    const B: &str = "4e11fa47-71ca-11e1-9e33-c80aa9429562";
+
+    fn partition() -> SourcePartition {
+        SourcePartition::from_json(&serde_json::json!({ "server": "srv" }))
+    }
+
+    fn resume_from(value: serde_json::Value) -> StartPosition {
+        let stored = [StoredOffset {
+            partition: partition(),
+            offset: SourceOffset {
+                value,
+                order: Default::default(),
+            },
+        }];
+        match parse_offset(&stored, &partition()).expect("parses") {
+            Resume::Stream(pos) => pos,
+            _ => panic!("not a streaming position"),
+        }
+    }
+
+    fn uuid(text: &str) -> [u8; 16] {
+        let set = MySqlGtidSet::parse(&format!("{text}:1")).expect("uuid");
+        *set.sids().next().expect("one sid").0
+    }
+
+    /// Feeds `events`; the ids of the rows emitted and the last offset.
+    fn feed(reader: &mut BinlogReader, events: &[Event]) -> (Vec<i64>, Option<serde_json::Value>) {
+        let mut out = Vec::new();
+        for ev in events {
+            reader.handle(ev, &mut out).expect("event handled");
+        }
+        let offset = out
+            .iter()
+            .rev()
+            .find_map(|r| r.offset.clone())
+            .map(|o| o.value);
+        let ids = out
+            .into_iter()
+            .filter_map(|r| match r.payload {
+                Payload::Change(e) => match e.after?.0.first() {
+                    Some(tributary_runtime::model::Value::Int(n)) => Some(*n),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        (ids, offset)
+    }
+
+    #[test]
+    fn mysql_offset_round_trip_mid_transaction() {
+        // The snapshot's position: file/pos plus the executed set (gtid_mode=ON).
+        let snapshot_at = StartPosition {
+            file: "binlog.000003".into(),
+            pos: 4,
+            gtids: GtidState::default(),
+            mysql_gtids: Some(MySqlGtidSet::parse(&format!("{A}:1-10,{B}:1-3")).expect("set")),
+            skip_rows: 0,
+            by_gtid: false,
+        };
+        assert_eq!(
+            crate::binlog::dump_mode(&snapshot_at, false, true),
+            DumpMode::FilePos,
+            "after a snapshot the stream starts at its exact file/position"
+        );
+        let mut reader = BinlogReader::new(config(&[]), partition(), &snapshot_at, "mysql");
+        let mut ev = Events::at(4);
+        let first = ev.transaction(Some((uuid(A), 11)), &[&[1]]);
+        let (ids, _) = feed(&mut reader, &first);
+        assert_eq!(ids, [1]);
+
+        // A transaction of three rows events (GTID, BEGIN, TABLE_MAP, rows x3, XID); the task
+        // stops after the second rows event.
+        let txn_start = ev.pos;
+        let second = ev.transaction(Some((uuid(B), 4)), &[&[2, 3], &[4], &[5]]);
+        let (ids, offset) = feed(&mut reader, &second[..5]);
+        assert_eq!(ids, [2, 3, 4]);
+        let offset = offset.expect("offset");
+        assert_eq!(
+            offset,
+            serde_json::json!({
+                "file": "binlog.000003", "pos": txn_start, "row": 3,
+                "gtids": format!("{A}:1-11,{B}:1-3"),
+            })
+        );
+
+        // Resume: GTID set before the transaction, three rows of it to skip.
+        let pos = resume_from(offset);
+        assert_eq!(pos.file, "binlog.000003");
+        assert_eq!(pos.pos, u64::from(txn_start));
+        assert_eq!(pos.skip_rows, 3);
+        assert!(pos.by_gtid);
+        assert!(pos.gtids.is_empty(), "not a MariaDB state");
+        let set = pos.mysql_gtids.clone().expect("MySQL set");
+        assert_eq!(set.to_string(), format!("{A}:1-11,{B}:1-3"));
+        assert_eq!(pos.gtids_text(), format!("{A}:1-11,{B}:1-3"));
+        assert_eq!(
+            crate::binlog::dump_mode(&pos, false, true),
+            DumpMode::MySqlGtid
+        );
+        assert_eq!(
+            crate::binlog::dump_mode(&pos, false, false),
+            DumpMode::FilePos
+        );
+        // The request's SID blocks: half-open intervals.
+        let sids = set.to_sids();
+        assert_eq!(sids.len(), 2);
+        assert_eq!(
+            sids[0].intervals(),
+            &[mysql_common::packets::GnoInterval::new(1, 12)]
+        );
+        assert_eq!(
+            sids[1].intervals(),
+            &[mysql_common::packets::GnoInterval::new(1, 4)]
+        );
+
+        // The server sends the first transaction not in the set: the interrupted one, whole.
+        let mut resumed = BinlogReader::new(config(&[]), partition(), &pos, "mysql");
+        let mut again = Events::at(txn_start);
+        let replay = again.transaction(Some((uuid(B), 4)), &[&[2, 3], &[4], &[5]]);
+        let (ids, offset) = feed(&mut resumed, &replay);
+        assert_eq!(
+            ids,
+            [5],
+            "rows already delivered are skipped, none repeated"
+        );
+        assert_eq!(
+            offset.expect("offset"),
+            serde_json::json!({
+                "file": "binlog.000003", "pos": txn_start, "row": 4,
+                "gtids": format!("{A}:1-11,{B}:1-3"),
+            })
+        );
+        let boundary = resumed.boundary_offset().expect("boundary").value;
+        assert_eq!(
+            boundary["gtids"],
+            serde_json::json!(format!("{A}:1-11,{B}:1-4"))
+        );
+        assert_eq!(boundary["row"], serde_json::json!(0));
+        // A resume at the boundary skips nothing and asks for the whole set.
+        let pos = resume_from(boundary);
+        assert_eq!(pos.skip_rows, 0);
+        assert_eq!(
+            pos.mysql_gtids.expect("set").to_string(),
+            format!("{A}:1-11,{B}:1-4")
+        );
+    }
+
+    #[test]
+    fn mariadb_and_file_offsets_parse_as_before() {
+        let pos = resume_from(serde_json::json!({
+            "file": "mysql-bin.000002", "pos": 900, "row": 2, "gtids": "0-1-100,1-2-7",
+        }));
+        assert_eq!(pos.gtids.to_string(), "0-1-100,1-2-7");
+        assert_eq!(pos.mysql_gtids, None);
+        assert!(pos.by_gtid);
+        assert_eq!(pos.skip_rows, 2);
+        assert_eq!(
+            crate::binlog::dump_mode(&pos, true, false),
+            DumpMode::MariaDbGtid
+        );
+
+        let pos = resume_from(serde_json::json!({ "file": "mysql-bin.000002", "pos": 900 }));
+        assert!(pos.gtids.is_empty());
+        assert_eq!(pos.mysql_gtids, None);
+        assert!(!pos.by_gtid);
+        assert_eq!(
+            crate::binlog::dump_mode(&pos, true, false),
+            DumpMode::FilePos
+        );
+        assert_eq!(
+            crate::binlog::dump_mode(&pos, false, true),
+            DumpMode::FilePos
+        );
+
+        let stored = [StoredOffset {
+            partition: partition(),
+            offset: SourceOffset {
+                value: serde_json::json!({"file": "f.1", "pos": 4, "gtids": format!("{A}:x")}),
+                order: Default::default(),
+            },
+        }];
+        assert!(matches!(
+            parse_offset(&stored, &partition()),
+            Err(MySqlError::BadOffset(_))
+        ));
     }
 }

@@ -567,3 +567,165 @@ async fn offsets_api_keeps_the_history_consistent() -> Result<()> {
     admin.query_drop(format!("DROP DATABASE {db}")).await?;
     Ok(())
 }
+
+/// The column names of a `tableChanges` entry, in order.
+fn column_names(entry: &Json) -> Vec<String> {
+    shape_of(entry).columns.into_iter().map(|c| c.0).collect()
+}
+
+/// The column `name` of a `tableChanges` entry.
+fn column<'a>(entry: &'a Json, name: &str) -> &'a Json {
+    entry["table"]["columns"]
+        .as_array()
+        .and_then(|cols| cols.iter().find(|c| c["name"] == name))
+        .unwrap_or(&Json::Null)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_and_latin1_defaults_are_read_without_panicking() -> Result<()> {
+    let env = test_env();
+    let mut admin = admin(&env).await?;
+    let db = fresh_db(&mut admin, "myhbin").await?;
+    // A BINARY default that is not UTF-8, and latin1 defaults and comments beyond ASCII: in
+    // information_schema and SHOW CREATE TABLE alike.
+    admin
+        .query_drop(format!(
+            "CREATE TABLE {db}.t (id INT PRIMARY KEY, b BINARY(2) DEFAULT x'FFFE', \
+             l VARCHAR(5) CHARACTER SET latin1 DEFAULT 'é', \
+             c CHAR(3) CHARACTER SET latin1 DEFAULT 'ñ' COMMENT 'ç') DEFAULT CHARSET=latin1"
+        ))
+        .await?;
+    admin
+        .query_drop(format!("INSERT INTO {db}.t (id) VALUES (1)"))
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let worker = start_worker(dir.path()).await?;
+    worker
+        .put_config(connector_config(&env, "hbin", &db, &[]))
+        .await?;
+    let records = wait_for(&worker, "hbin", &db, DEADLINE, |r| {
+        r.iter().any(|x| {
+            x.value
+                .as_ref()
+                .is_some_and(|v| entry(v, &db, "t").is_some())
+        })
+    })
+    .await?;
+    let record = records
+        .iter()
+        .filter_map(|r| r.value.as_ref())
+        .find(|v| entry(v, &db, "t").is_some())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        record["ddl"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("CREATE TABLE `t`")),
+        "{}",
+        record["ddl"]
+    );
+    let e = entry(&record, &db, "t").cloned().unwrap_or_default();
+    assert_eq!(e["type"], "CREATE");
+    assert_eq!(column_names(&e), ["id", "b", "l", "c"]);
+    assert_eq!(shape_of(&e), shape_now(&mut admin, &db, "t").await?);
+    assert_eq!(e["table"]["defaultCharsetName"], "latin1");
+    assert_eq!(column(&e, "b")["hasDefaultValue"], true);
+    assert_eq!(column(&e, "l")["defaultValueExpression"], "é");
+    assert_eq!(column(&e, "l")["charsetName"], "latin1");
+    assert_eq!(column(&e, "c")["defaultValueExpression"], "ñ");
+    assert_eq!(column(&e, "c")["comment"], "ç");
+    wait_streaming(&worker, "hbin", &mut admin, &db).await?;
+
+    // Mid-stream: one ALTER the history follows itself, one it reads from
+    // information_schema (the parser refuses ADD COLUMN with a list).
+    let followed =
+        format!("ALTER TABLE {db}.t ADD COLUMN m BINARY(1) DEFAULT x'80', DEFAULT CHARSET=utf8mb4");
+    admin.query_drop(&followed).await?;
+    let want = shape_now(&mut admin, &db, "t").await?;
+    let record = wait_ddl(&worker, "hbin", &db, &followed).await?;
+    let e = entry(&record, &db, "t").cloned().unwrap_or_default();
+    assert_eq!(column_names(&e), ["id", "b", "l", "c", "m"]);
+    assert_eq!(shape_of(&e), want);
+    assert_eq!(e["table"]["defaultCharsetName"], "utf8mb4");
+    let read = format!("ALTER TABLE {db}.t ADD COLUMN (p INT, q VARCHAR(2) DEFAULT 'ü')");
+    admin.query_drop(&read).await?;
+    let want = shape_now(&mut admin, &db, "t").await?;
+    let record = wait_ddl(&worker, "hbin", &db, &read).await?;
+    let e = entry(&record, &db, "t").cloned().unwrap_or_default();
+    assert_eq!(e["type"], "ALTER");
+    assert_eq!(column_names(&e), ["id", "b", "l", "c", "m", "p", "q"]);
+    assert_eq!(shape_of(&e), want, "read from information_schema");
+    assert_eq!(column(&e, "b")["hasDefaultValue"], true);
+    assert_eq!(column(&e, "l")["defaultValueExpression"], "é");
+    assert_eq!(column(&e, "q")["defaultValueExpression"], "ü");
+    // Rows still flow: the task did not fail.
+    admin
+        .query_drop(format!("INSERT INTO {db}.t (id) VALUES (2)"))
+        .await?;
+    wait_for(&worker, "hbin", &format!("{db}.{db}.t"), DEADLINE, |r| {
+        r.iter().any(|x| x.after().is_some_and(|a| a["id"] == 2))
+    })
+    .await?;
+    worker.shutdown().await;
+    admin.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unparsable_alter_renaming_out_of_the_captured_tables_drops_it() -> Result<()> {
+    let env = test_env();
+    let mut admin = admin(&env).await?;
+    let db = fresh_db(&mut admin, "myhren").await?;
+    admin
+        .query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)"))
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let worker = start_worker(dir.path()).await?;
+    let excluded = format!("{db}.archive_t");
+    worker
+        .put_config(connector_config(
+            &env,
+            "hren",
+            &db,
+            &[
+                ("snapshot.mode", "no_data"),
+                ("table.exclude.list", excluded.as_str()),
+            ],
+        ))
+        .await?;
+    wait_streaming(&worker, "hren", &mut admin, &db).await?;
+    let ddl = format!("ALTER TABLE {db}.t ADD COLUMN (p INT, q INT), RENAME TO {db}.archive_t");
+    admin.query_drop(&ddl).await?;
+    let record = wait_ddl(&worker, "hren", &db, &ddl).await?;
+    let changes = record["tableChanges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["type"], "DROP");
+    assert_eq!(changes[0]["id"], format!("\"{db}\".\"t\""));
+    // The stored history forgets t.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let offsets = worker
+            .connector_offsets("hren")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let history = offsets
+            .iter()
+            .find(|o| o.partition["history"] == true)
+            .and_then(|o| o.offset.clone())
+            .unwrap_or_default();
+        if history["tables"].is_object() && history["tables"][&db]["t"].is_null() {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "t still in the history: {history}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    worker.shutdown().await;
+    admin.query_drop(format!("DROP DATABASE {db}")).await?;
+    Ok(())
+}

@@ -513,7 +513,11 @@ impl PgTask {
         match timeout {
             Some(t) if t / 3 < configured => {
                 let capped = (t / 3).max(Duration::from_millis(100));
-                info!(wal_sender_timeout_ms = t.as_millis() as u64, status_interval_ms = capped.as_millis() as u64, "status updates more often than status.update.interval.ms, within the server's wal_sender_timeout");
+                info!(
+                    wal_sender_timeout_ms = t.as_millis() as u64,
+                    status_interval_ms = capped.as_millis() as u64,
+                    "status updates more often than status.update.interval.ms, within the server's wal_sender_timeout"
+                );
                 capped
             }
             _ => configured,
