@@ -11,6 +11,7 @@ pub mod connectors;
 pub mod converter;
 pub mod data;
 pub mod dead_letter;
+pub mod der;
 pub mod durable_file;
 pub mod error;
 pub mod kafka;

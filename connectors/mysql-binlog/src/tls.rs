@@ -44,6 +44,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use tributary_runtime::der;
 
 use mysql_async::prelude::Queryable as _;
 use mysql_async::{
@@ -294,46 +295,24 @@ impl KeyStore {
 /// `rsaEncryption` (1.2.840.113549.1.1.1).
 const RSA_OID: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
 
-/// Splits one DER element: `(tag, contents, rest)`.
-fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7F);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
 /// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo`, if the key is RSA.
 fn rsa_from_pkcs8(pkcs8: &[u8]) -> Option<Vec<u8>> {
-    let (0x30, info, _) = der_element(pkcs8)? else {
+    let (0x30, info, _) = der::element(pkcs8)? else {
         return None;
     };
-    let (0x02, _version, rest) = der_element(info)? else {
+    let (0x02, _version, rest) = der::element(info)? else {
         return None;
     };
-    let (0x30, algorithm, rest) = der_element(rest)? else {
+    let (0x30, algorithm, rest) = der::element(rest)? else {
         return None;
     };
-    let (0x06, oid, _) = der_element(algorithm)? else {
+    let (0x06, oid, _) = der::element(algorithm)? else {
         return None;
     };
     if oid != RSA_OID {
         return None;
     }
-    let (0x04, key, _) = der_element(rest)? else {
+    let (0x04, key, _) = der::element(rest)? else {
         return None;
     };
     Some(key.to_vec())

@@ -45,6 +45,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use tributary_runtime::der;
 
 use postgres_protocol::message::frontend;
 use rustls::client::WebPkiServerVerifier;
@@ -682,10 +683,10 @@ pub fn tls_server_end_point(cert: &[u8]) -> Option<Vec<u8>> {
     const ECDSA_SHA1: [u8; 7] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01];
     const ECDSA_SHA2: [u8; 7] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
     // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
-    let (certificate, _) = der_element(cert, 0x30)?;
-    let (_tbs, rest) = der_element(certificate, 0x30)?;
-    let (algorithm, _) = der_element(rest, 0x30)?;
-    let (oid, _) = der_element(algorithm, 0x06)?;
+    let (certificate, _) = der::expect(cert, 0x30)?;
+    let (_tbs, rest) = der::expect(certificate, 0x30)?;
+    let (algorithm, _) = der::expect(rest, 0x30)?;
+    let (oid, _) = der::expect(algorithm, 0x06)?;
     let bits = match oid.split_last() {
         // md5, sha1, sha256 WithRSAEncryption; ecdsa-with-SHA1, -SHA256.
         Some((&(4 | 5 | 11), prefix)) if prefix == RSA => 256,
@@ -702,28 +703,6 @@ pub fn tls_server_end_point(cert: &[u8]) -> Option<Vec<u8>> {
         384 => Sha384::digest(cert).to_vec(),
         _ => Sha512::digest(cert).to_vec(),
     })
-}
-
-/// One DER element with tag `tag`: (contents, what follows).
-fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    let (&t, rest) = input.split_first()?;
-    if t != tag {
-        return None;
-    }
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| rest.split_at(len))
 }
 
 /// The channel binding data of an established TLS connection.
@@ -1097,21 +1076,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for Rustl
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn der_lengths() {
-        assert_eq!(
-            der_element(&[0x30, 0x02, 1, 2, 9], 0x30),
-            Some((&[1u8, 2][..], &[9u8][..]))
-        );
-        assert_eq!(
-            der_element(&[0x30, 0x81, 0x01, 7], 0x30),
-            Some((&[7u8][..], &[][..]))
-        );
-        assert_eq!(der_element(&[0x30, 0x05, 1], 0x30), None, "truncated");
-        assert_eq!(der_element(&[0x31, 0x00], 0x30), None, "other tag");
-        assert_eq!(der_element(&[0x30, 0x80], 0x30), None, "indefinite length");
-    }
 
     #[test]
     fn plaintext_refusal_is_recognised() {
