@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::Args;
 use crate::env::repo_root;
 use crate::progress::say;
-use crate::report::Report;
+use crate::report::{Column, Report, Row, Table};
 
 /// (package, crate directory, what it measures).
 const SINKS: [(&str, &str, &str); 2] = [
@@ -71,6 +71,7 @@ pub fn run(args: &Args) -> Result<Vec<Report>> {
     let root = repo_root();
     let mut notes = Vec::new();
     let mut raw = serde_json::Map::new();
+    let mut tables = Vec::new();
     for (package, dir, what) in SINKS {
         let benches = bench_targets(&root.join(dir));
         if benches.is_empty() {
@@ -122,10 +123,18 @@ pub fn run(args: &Args) -> Result<Vec<Report>> {
                 }
                 outputs.push(stdout);
             }
+            if let Some(table) = results_table(
+                &format!("{what} (`cargo bench -p {package} --bench {bench}`)"),
+                &outputs,
+            ) {
+                tables.push(table);
+            }
             for (i, o) in outputs.iter().enumerate() {
+                let text: Vec<&str> = o.lines().filter(|l| !l.starts_with("RESULT ")).collect();
                 notes.push(format!(
-                    "{what}, `cargo bench -p {package} --bench {bench}`, run {}:\n\n```text\n{o}\n```\n",
-                    i + 1
+                    "{what}, `cargo bench -p {package} --bench {bench}`, run {}:\n\n```text\n{}\n```\n",
+                    i + 1,
+                    text.join("\n")
                 ));
             }
             raw.insert(format!("{package}/{bench}"), json!(outputs));
@@ -135,9 +144,65 @@ pub fn run(args: &Args) -> Result<Vec<Report>> {
         scenario: "sinks",
         command: args.command("sinks"),
         notes,
-        tables: Vec::new(),
+        tables,
         extra: serde_json::Value::Object(raw),
     }])
+}
+
+/// The `RESULT {"label", "unit", "value"}` lines of every run as one table: a row per label,
+/// a column per unit, each cell the median (min–max) over the runs.
+fn results_table(title: &str, outputs: &[String]) -> Option<Table> {
+    let mut units: Vec<String> = Vec::new();
+    let mut rows: Vec<(String, Vec<Vec<f64>>)> = Vec::new();
+    for output in outputs {
+        for line in output.lines() {
+            let Some(json) = line.strip_prefix("RESULT ") else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+                continue;
+            };
+            let (Some(label), Some(unit), Some(value)) =
+                (v["label"].as_str(), v["unit"].as_str(), v["value"].as_f64())
+            else {
+                continue;
+            };
+            let u = match units.iter().position(|x| x == unit) {
+                Some(u) => u,
+                None => {
+                    units.push(unit.to_owned());
+                    rows.iter_mut()
+                        .for_each(|(_, cells)| cells.push(Vec::new()));
+                    units.len() - 1
+                }
+            };
+            let r = match rows.iter().position(|(l, _)| l == label) {
+                Some(r) => r,
+                None => {
+                    rows.push((label.to_owned(), vec![Vec::new(); units.len()]));
+                    rows.len() - 1
+                }
+            };
+            rows[r].1[u].push(value);
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    Some(Table {
+        title: title.to_owned(),
+        columns: units
+            .into_iter()
+            .map(|u| Column {
+                name: Box::leak(u.into_boxed_str()),
+                decimals: 1,
+            })
+            .collect(),
+        rows: rows
+            .into_iter()
+            .map(|(label, cells)| Row { label, cells })
+            .collect(),
+    })
 }
 
 #[cfg(test)]
@@ -157,5 +222,21 @@ mod tests {
         .expect("write");
         assert_eq!(bench_targets(dir.path()), vec!["upsert".to_owned()]);
         assert!(bench_targets(&dir.path().join("nowhere")).is_empty());
+    }
+
+    #[test]
+    fn results_become_medians_per_label_and_unit() {
+        let runs = [
+            "x\nRESULT {\"label\":\"pg\",\"unit\":\"rows/s\",\"value\":10}\nRESULT {\"label\":\"s3\",\"unit\":\"MiB/s\",\"value\":5}".to_owned(),
+            "RESULT {\"label\":\"pg\",\"unit\":\"rows/s\",\"value\":30}\nRESULT {\"label\":\"s3\",\"unit\":\"MiB/s\",\"value\":7}".to_owned(),
+            "RESULT {\"label\":\"pg\",\"unit\":\"rows/s\",\"value\":20}\nRESULT bad".to_owned(),
+        ];
+        let table = results_table("t", &runs).expect("a table");
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+        assert_eq!(names, ["rows/s", "MiB/s"]);
+        assert_eq!(table.rows[0].label, "pg");
+        assert_eq!(table.rows[0].cells, vec![vec![10.0, 30.0, 20.0], vec![]]);
+        assert_eq!(table.rows[1].cells, vec![vec![], vec![5.0, 7.0]]);
+        assert!(results_table("t", &["no results".to_owned()]).is_none());
     }
 }

@@ -148,6 +148,11 @@ async fn main() -> anyhow::Result<()> {
         for batch in [1_000, 10_000] {
             let rate = run(url, batch).await?;
             println!("{target:<9} batch.size={batch:<6} {rate:>10.0} rows/s");
+            // For `scripts/bench.sh sinks`, which takes the median over its repeats.
+            println!(
+                "RESULT {}",
+                serde_json::json!({ "label": format!("{target} upsert, batch.size={batch}"), "unit": "rows/s", "value": rate })
+            );
         }
     }
     Ok(())
