@@ -537,37 +537,14 @@ impl MySqlSource {
                     pending = snap.take_seed_records();
                     Phase::Snapshot(Box::new(snap))
                 }
-                SnapshotMode::NoData => {
-                    let pos = read_position(&mut conn, mariadb).await?;
-                    let (history, seeds) =
-                        history::start(&mut conn, &cfg, history, &pos, mariadb).await?;
-                    pending = seeds;
-                    let _ = conn.disconnect().await;
-                    ctx.progress.set_phase("streaming");
-                    self.stream_phase(&pos, mariadb, &ctx.progress, history)
-                        .await?
-                }
-                SnapshotMode::Never => {
-                    // Debezium's `never`: read the whole binlog the server still has.
-                    let logs: Vec<mysql_async::Row> = conn
-                        .query("SHOW BINARY LOGS")
-                        .await
-                        .map_err(|e| MySqlError::query("SHOW BINARY LOGS", e))?;
-                    let first = logs
-                        .into_iter()
-                        .next()
-                        .and_then(|mut r| r.take::<String, _>(0))
-                        .unwrap_or_default();
-                    let pos = StartPosition {
-                        file: first,
-                        pos: 4,
-                        gtids: GtidState::default(),
-                        mysql_gtids: None,
-                        skip_rows: 0,
-                        by_gtid: false,
+                SnapshotMode::NoData | SnapshotMode::Never => {
+                    let pos = if cfg.snapshot_mode == SnapshotMode::NoData {
+                        read_position(&mut conn, mariadb).await?
+                    } else {
+                        oldest_binlog(&mut conn).await?
                     };
-                    // The definitions are today's while the stream starts at the oldest
-                    // binlog (see the history module).
+                    // With `never` the definitions are today's while the stream starts at
+                    // the oldest binlog (see the history module).
                     let (history, seeds) =
                         history::start(&mut conn, &cfg, history, &pos, mariadb).await?;
                     pending = seeds;
@@ -714,6 +691,27 @@ impl SourceTask for MySqlTask {
             _ => {}
         }
     }
+}
+
+/// Debezium's `snapshot.mode=never`: the first binlog file the server still has.
+async fn oldest_binlog(conn: &mut Conn) -> Result<StartPosition, MySqlError> {
+    let logs: Vec<mysql_async::Row> = conn
+        .query("SHOW BINARY LOGS")
+        .await
+        .map_err(|e| MySqlError::query("SHOW BINARY LOGS", e))?;
+    let first = logs
+        .into_iter()
+        .next()
+        .and_then(|mut r| r.take::<String, _>(0))
+        .unwrap_or_default();
+    Ok(StartPosition {
+        file: first,
+        pos: 4,
+        gtids: GtidState::default(),
+        mysql_gtids: None,
+        skip_rows: 0,
+        by_gtid: false,
+    })
 }
 
 #[cfg(test)]
