@@ -145,6 +145,35 @@ async fn call(
     (status, value)
 }
 
+/// POSTs a request announcing `announced` body bytes but sending only the first 64 KiB, then
+/// returns the raw HTTP response (read until the server closes or 10 s pass).
+async fn oversized_post(port: u16, path: &str, announced: usize) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n\
+         content-length: {announced}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("send head");
+    let prefix = vec![b' '; (64 << 10).min(announced)];
+    // The server may already have answered and closed; a failed write is fine, the reply counts.
+    let _ = stream.write_all(&prefix).await;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => reply.extend_from_slice(&buf[..n]),
+            Err(_) if reply.windows(4).any(|w| w == b"\r\n\r\n") => break,
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
 /// Runs the CLI; returns exit success, stdout and stderr.
 async fn cli(args: &[&str]) -> (bool, String, String) {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tributary"));
@@ -302,19 +331,13 @@ async fn rest_api_over_a_real_port() {
     )
     .await;
     assert_eq!(status, 400);
-    let huge = format!(
-        "{{\"name\": \"big\", \"config\": {{\"x\": \"{}\"}}}}",
-        "y".repeat(3 << 20)
-    );
-    let (status, _) = call(
-        &client,
-        Method::POST,
-        &url("/connectors"),
-        Some(&huge),
-        None,
-    )
-    .await;
-    assert_eq!(status, 413);
+    // A body announced larger than the limit is refused before it is read: the worker answers
+    // 413 after only a prefix has been sent. (Sending all 3 MiB through an HTTP client races
+    // the server's close against the client's writes; the in-process tests in
+    // runtime/src/rest/tests.rs cover bodies whose length is not announced.)
+    let reply = oversized_post(port, "/connectors", 3 << 20).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("\"error_code\":413"), "{reply}");
     assert_eq!(
         call(
             &client,

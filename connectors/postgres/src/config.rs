@@ -108,6 +108,8 @@ pub struct PgConfig {
     pub key_columns: BTreeMap<TableId, Vec<String>>,
     pub snapshot_mode: SnapshotMode,
     pub snapshot_fetch_size: usize,
+    /// `snapshot.max.threads`: connections reading tables in parallel during the snapshot.
+    pub snapshot_max_threads: usize,
     pub slot_drop_on_stop: bool,
     pub heartbeat_interval: Option<Duration>,
     pub heartbeat_action_query: Option<String>,
@@ -323,6 +325,14 @@ pub(crate) fn config_def() -> ConfigDef {
             "Rows per snapshot chunk (one primary-key range per query).",
         )
         .optional(
+            "snapshot.max.threads",
+            int(1, 64),
+            "1",
+            "Connections reading tables in parallel during the initial snapshot; each imports \
+             the same exported snapshot, so what is read is the same. One table is read by one \
+             connection.",
+        )
+        .optional(
             "slot.drop.on.stop",
             FieldType::Bool,
             "false",
@@ -441,7 +451,6 @@ pub(crate) fn config_def() -> ConfigDef {
         )
         .ignore("max.queue.size", "the task streams straight into the worker's batches")
         .ignore("poll.interval.ms", "poll returns as soon as records arrive")
-        .ignore("snapshot.max.threads", "tables are read one at a time")
         .ignore("include.schema.changes", "Postgres has no schema change events")
 }
 
@@ -606,6 +615,7 @@ pub fn validate(name: &str, parsed: &Parsed) -> Result<PgConfig, ConfigErrors> {
         key_columns,
         snapshot_mode,
         snapshot_fetch_size: parsed.int("snapshot.fetch.size").unwrap_or(10240) as usize,
+        snapshot_max_threads: parsed.int("snapshot.max.threads").unwrap_or(1) as usize,
         slot_drop_on_stop: parsed.bool("slot.drop.on.stop"),
         heartbeat_interval: (heartbeat_ms > 0).then(|| Duration::from_millis(heartbeat_ms as u64)),
         heartbeat_action_query,

@@ -6,8 +6,9 @@
 //! ```text
 //!   CREATE_REPLICATION_SLOT s LOGICAL pgoutput EXPORT_SNAPSHOT
 //!        │ consistent point C, snapshot "0000-1"
-//!        ├──────────────► SQL conn: BEGIN REPEATABLE READ; SET TRANSACTION SNAPSHOT '0000-1'
-//!        │                 read every captured table (op r)      = all commits before C
+//!        ├──────────────► SQL conns (snapshot.max.threads): BEGIN REPEATABLE READ;
+//!        │                 SET TRANSACTION SNAPSHOT '0000-1'; read the captured tables
+//!        │                 (op r)                                = all commits before C
 //!        ▼
 //!   START_REPLICATION SLOT s LOGICAL C (proto_version 1, publication_names p)
 //!                          stream (op c/u/d/t)                   = all commits after C
@@ -16,21 +17,30 @@
 //! # Snapshot
 //!
 //! With `snapshot.mode` `initial`, `initial_only` or `when_needed` and no usable offset, the
-//! task (re)creates the slot with an exported snapshot and reads every captured table in one
-//! REPEATABLE READ transaction that imports it, in chunks of `snapshot.fetch.size` rows: by
-//! primary-key range (`WHERE (pk) > (last) ORDER BY pk LIMIT n`), or through a server-side
-//! cursor for tables without a primary key. Tables are read one after another on one
-//! connection (no parallel readers yet). The replication connection stays idle until the snapshot is
-//! read, then streams from the slot's consistent point: the seam has no gap and no duplicate.
-//! Snapshot records carry `{"lsn": C, "snapshot": true, "last_snapshot_record": ..}`; the last
-//! row is marked `snapshot: last`. Progress (rows done / estimate from `pg_class.reltuples`)
-//! goes to the task's [`ProgressHandle`](tributary_runtime::progress::ProgressHandle).
+//! task (re)creates the slot with an exported snapshot and reads every captured table on
+//! `snapshot.max.threads` connections (default 1, as in Debezium), each in a REPEATABLE READ
+//! transaction that imports the same snapshot ([`snapshot`]); one table is read by one
+//! connection, in chunks of `snapshot.fetch.size` rows: by primary-key range
+//! (`WHERE (pk) > (last) ORDER BY pk LIMIT n`), or through a server-side cursor for tables
+//! without a primary key. The replication connection stays idle until the snapshot is read,
+//! then streams from the slot's consistent point: the seam has no gap and no duplicate. The
+//! last row of each chunk carries `{"lsn": C, "snapshot": true, "snapshot_progress": {"done":
+//! [finished tables], "after": [[table, last key], ..]}}`; the snapshot's last row is marked
+//! `snapshot: last` and its offset `last_snapshot_record: true` (a row waiting more than half
+//! a second for the next chunk is released unmarked, so that its progress commits). Progress (rows done /
+//! estimate from `pg_class.reltuples`) goes to the task's
+//! [`ProgressHandle`](tributary_runtime::progress::ProgressHandle).
 //!
 //! Crash guarantee: the exported snapshot dies with the connection, so a snapshot that did
-//! not finish is started again from the beginning on a new slot (the old slot is dropped;
-//! nothing was acknowledged from it). Rows already delivered are delivered again (op `r`,
-//! at-least-once); nothing is lost. Resuming from the last finished chunk with watermark
-//! reconciliation (DBLog) is not implemented.
+//! not finish is finished from the live tables while streaming from the slot's position
+//! ([`backfill`]): finished tables and committed chunks are not read again; each remaining
+//! chunk is read between two watermarks (`pg_logical_emit_message`) and reconciled with the
+//! changes streamed between them, as in DBLog and Debezium's incremental snapshots, so the
+//! consumed state still equals the table. Rows of chunks that were emitted but not yet
+//! committed at the crash are read again (op `r`, at-least-once). A table without a primary
+//! key that was not finished is read again whole. When the offsets carry no progress (the
+//! crash came before the first chunk was committed), the slot is gone, or the mode is
+//! `initial_only`, a new snapshot is taken on a new slot instead.
 //!
 //! # Streaming
 //!
@@ -86,6 +96,7 @@
 //! do what `database.sslmode` asks is definite and names the setting to change. Row values
 //! never appear in errors or logs.
 
+pub mod backfill;
 pub mod config;
 pub mod decode;
 pub mod error;

@@ -26,6 +26,7 @@ use tributary_runtime::record::{
     OffsetOrder, Payload, SourceOffset, SourcePartition, SourceRecord,
 };
 
+use crate::backfill::{Backfill, SnapshotProgress, WATERMARK_PREFIX, Window};
 use crate::config::{self, PgConfig, SnapshotMode};
 use crate::decode::{PgOutput, Relation, TupleValue, decode};
 use crate::error::PgError;
@@ -34,10 +35,13 @@ use crate::replication::{
 };
 use crate::schema::{Kind, TypeCatalog, ValueParser, build_column};
 use crate::slot::{self, CatalogColumn};
-use crate::snapshot::Snapshotter;
+use crate::snapshot::{Snapshotter, TableQuery, query_rows};
 
 /// Prefix of the logical decoding messages the connector emits itself as heartbeats.
 pub const HEARTBEAT_MESSAGE_PREFIX: &str = "__tributary_heartbeat";
+
+/// How long the snapshot holds its last row back waiting for the next chunk.
+const HOLD_BACK: Duration = Duration::from_millis(500);
 
 /// `io.debezium.connector.postgresql.PostgresConnector`.
 pub struct PostgresPlugin;
@@ -288,6 +292,12 @@ struct PgTask {
     schemas: HashMap<TableId, SchemaRef>,
     snapshot_tables: HashMap<TableId, Arc<CapturedTable>>,
     snapshot_index: u64,
+    /// What the initial snapshot has read so far (goes into its chunk offsets).
+    snapshot_progress: SnapshotProgress,
+    /// The captured tables when the task opened.
+    captured: Vec<TableId>,
+    /// A snapshot interrupted by a crash, finished while streaming ([`crate::backfill`]).
+    backfill: Option<Backfill>,
     txn: Option<Txn>,
     /// The last record produced, held back until we know whether it ends its transaction
     /// (or the snapshot), so that it can carry the offset.
@@ -315,6 +325,8 @@ fn pg_ts_to_ms(pg_micros: i64) -> i64 {
 struct Resume {
     lsn: Lsn,
     snapshot_incomplete: bool,
+    /// How far the unfinished snapshot got (absent in offsets of older versions).
+    progress: Option<SnapshotProgress>,
 }
 
 fn resume_point(offsets: &[StoredOffset], partition: &SourcePartition) -> Option<Resume> {
@@ -323,9 +335,13 @@ fn resume_point(offsets: &[StoredOffset], partition: &SourcePartition) -> Option
     let lsn = Lsn(v.get("lsn")?.as_u64()?);
     let in_snapshot = v.get("snapshot").and_then(|s| s.as_bool()) == Some(true);
     let last = v.get("last_snapshot_record").and_then(|s| s.as_bool()) == Some(true);
+    let progress = v
+        .get("snapshot_progress")
+        .and_then(SnapshotProgress::from_json);
     Some(Resume {
         lsn,
-        snapshot_incomplete: in_snapshot && !last,
+        snapshot_incomplete: (in_snapshot || progress.is_some()) && !last,
+        progress,
     })
 }
 
@@ -363,8 +379,27 @@ impl PgTask {
             cfg.snapshot_mode,
             SnapshotMode::Initial | SnapshotMode::InitialOnly | SnapshotMode::WhenNeeded
         );
-        // Decide: snapshot (fresh slot with an exported snapshot) or stream.
+        // Decide: snapshot (fresh slot with an exported snapshot), finish an interrupted
+        // snapshot while streaming (backfill), or stream.
+        let mut backfill = None;
         let snapshot = match (&resume, lost) {
+            (Some(r), Some(false))
+                if r.snapshot_incomplete
+                    && snapshot_modes
+                    && cfg.snapshot_mode != SnapshotMode::InitialOnly
+                    && r.progress.is_some() =>
+            {
+                let progress = r.progress.clone().unwrap_or_default();
+                info!(
+                    slot = %cfg.slot_name,
+                    lsn = %r.lsn,
+                    tables_done = progress.done.len(),
+                    tables_started = progress.after.len(),
+                    "previous snapshot did not finish; reading the remaining chunks between watermarks while streaming"
+                );
+                backfill = Some(Backfill::new(progress, &tables, now_ms() as u64));
+                false
+            }
             (Some(r), _) if r.snapshot_incomplete && snapshot_modes => {
                 info!(slot = %cfg.slot_name, "previous snapshot did not finish; taking a new one");
                 true
@@ -409,6 +444,9 @@ impl PgTask {
             schemas: HashMap::new(),
             snapshot_tables: HashMap::new(),
             snapshot_index: 0,
+            snapshot_progress: SnapshotProgress::default(),
+            captured: tables.clone(),
+            backfill: None,
             txn: None,
             pending: None,
             last_order: OffsetOrder::default(),
@@ -454,6 +492,13 @@ impl PgTask {
             };
             task.last_order = OffsetOrder([start.0, 0, 0]);
             task.start_streaming(replication, start).await?;
+            if let Some(mut b) = backfill {
+                b.rows_estimate = crate::snapshot::estimate_rows(&task.sql, &task.captured).await?;
+                task.progress
+                    .set_phase("snapshot (resumed while streaming)");
+                task.progress.set_snapshot(0, b.rows_estimate.max(1));
+                task.backfill = Some(b);
+            }
         }
         Ok(task)
     }
@@ -595,7 +640,13 @@ impl PgTask {
         let Phase::Snapshot { snapshotter, .. } = &mut self.phase else {
             return Ok(Vec::new());
         };
-        let chunk = snapshotter.next_chunk().await?;
+        // The last row read is held back so that the snapshot's very last row can be marked
+        // `last`; when the readers are slow to send more (a big table on another connection),
+        // it is released so that its chunk's progress commits. `recv` is cancel-safe.
+        let chunk = match tokio::time::timeout(HOLD_BACK, snapshotter.next_chunk()).await {
+            Ok(chunk) => chunk?,
+            Err(_) => return Ok(self.pending.take().into_iter().collect()),
+        };
         let (done, estimate) = (snapshotter.rows_done, snapshotter.rows_estimate);
         let Some(chunk) = chunk else {
             return self.finish_snapshot().await;
@@ -635,7 +686,13 @@ impl PgTask {
         let cp = *consistent_point;
         let ts = now_ms();
         let mut out = Vec::with_capacity(chunk.rows.len());
-        for row in &chunk.rows {
+        self.snapshot_progress.chunk_read(
+            &chunk.table,
+            chunk.last_key.as_deref(),
+            chunk.table_done,
+        );
+        let rows = chunk.rows.len();
+        for (n, row) in chunk.rows.iter().enumerate() {
             let values = self.convert_row(&table, |i| row.get(i).map(TupleRef::Text), None)?;
             self.snapshot_index += 1;
             let marker = if self.snapshot_index == 1 {
@@ -653,17 +710,27 @@ impl PgTask {
                 processed_ts_ms: ts,
                 headers: Vec::new(),
             };
-            let order = OffsetOrder([cp.0, 0, self.snapshot_index]);
+            // The chunk's last row carries the snapshot's progress: once it is durable, a
+            // restart goes on after this chunk.
+            let offset = (n + 1 == rows).then(|| {
+                let order = OffsetOrder([cp.0, 0, self.snapshot_index]);
+                self.last_order = order;
+                SourceOffset {
+                    value: serde_json::json!({
+                        "lsn": cp.0,
+                        "snapshot": true,
+                        "last_snapshot_record": false,
+                        "snapshot_progress": self.snapshot_progress.to_json(),
+                    }),
+                    order,
+                }
+            });
             let record = SourceRecord {
                 topic: table.topic.clone(),
                 payload: Payload::Change(Box::new(event)),
                 partition: self.partition.clone(),
-                offset: Some(SourceOffset {
-                    value: serde_json::json!({"lsn": cp.0, "snapshot": true, "last_snapshot_record": false}),
-                    order,
-                }),
+                offset,
             };
-            self.last_order = order;
             self.push(&mut out, record);
         }
         Ok(out)
@@ -684,9 +751,12 @@ impl PgTask {
             if let Payload::Change(e) = &mut last.payload {
                 e.source.snapshot = SnapshotMarker::Last;
             }
-            if let Some(o) = &mut last.offset {
-                o.value = serde_json::json!({"lsn": consistent_point.0, "snapshot": true, "last_snapshot_record": true});
-            }
+            let order = OffsetOrder([consistent_point.0, 0, self.snapshot_index]);
+            self.last_order = order;
+            last.offset = Some(SourceOffset {
+                value: serde_json::json!({"lsn": consistent_point.0, "snapshot": true, "last_snapshot_record": true}),
+                order,
+            });
             out.push(last);
         }
         info!(rows = snapshotter.rows_done, "snapshot done");
@@ -701,11 +771,215 @@ impl PgTask {
         Ok(out)
     }
 
+    // ---------------------------------------------------------------- resumed snapshot
+
+    /// `value` plus the resumed snapshot's progress while one runs, so that whichever offset
+    /// is committed last says how far the snapshot got.
+    fn with_progress(&self, mut value: serde_json::Value) -> serde_json::Value {
+        if let Some(b) = &self.backfill
+            && !b.finished()
+            && let Some(map) = value.as_object_mut()
+        {
+            map.insert("snapshot_progress".into(), b.progress_json.clone());
+        }
+        value
+    }
+
+    fn window_open(&self) -> bool {
+        self.backfill
+            .as_ref()
+            .and_then(|b| b.window.as_ref())
+            .is_some_and(|w| w.open)
+    }
+
+    /// A streamed change of `table` (its before/after images): drops the rows it touches
+    /// from the open window's chunk.
+    fn backfill_saw(&mut self, table: &CapturedTable, rows: &[&Row]) {
+        if let Some(w) = self.backfill.as_mut().and_then(|b| b.window.as_mut()) {
+            w.saw(&table.schema, rows);
+        }
+    }
+
+    /// Between polls: when no window is open, opens one over the next chunk (low watermark,
+    /// SELECT, high watermark), or ends the resumed snapshot when nothing is left.
+    async fn backfill_step(&mut self) -> Result<(), PgError> {
+        let Some(b) = self.backfill.as_mut() else {
+            return Ok(());
+        };
+        if b.window.is_some() {
+            return Ok(());
+        }
+        if b.retries > crate::backfill::MAX_RETRIES {
+            let table = b
+                .queue
+                .front()
+                .map(|w| w.table.to_string())
+                .unwrap_or_default();
+            return Err(PgError::Setup(format!(
+                "table {table} has no primary key and changed during each of {} attempts to                  read it after the interrupted snapshot; give it a primary key or                  message.key.columns, or pause its writers until the snapshot finishes",
+                b.retries
+            )));
+        }
+        let Some(work) = b.queue.pop_front() else {
+            let rows = b.rows_done;
+            self.backfill = None;
+            info!(rows, "interrupted snapshot finished while streaming");
+            self.progress.set_snapshot(rows, rows);
+            self.progress.set_phase("streaming");
+            return Ok(());
+        };
+        let id = b.next_id;
+        b.next_id += 1;
+        let (low, high) = (b.watermark(id, false), b.watermark(id, true));
+        let Some(query) = TableQuery::load(&self.sql, &work.table).await? else {
+            // Dropped since: nothing to read.
+            warn!(table = %work.table, "table of the interrupted snapshot no longer exists");
+            if let Some(b) = self.backfill.as_mut() {
+                b.progress.chunk_read(&work.table, None, true);
+                b.progress_json = b.progress.to_json();
+            }
+            return Ok(());
+        };
+        self.emit_watermark(&low).await?;
+        let sql = if query.keyed() {
+            query.chunk_sql(work.after.as_deref(), self.cfg.snapshot_fetch_size)
+        } else {
+            query.all_sql().to_owned()
+        };
+        let rows = query_rows(&self.sql, &sql, || format!("reading table {}", work.table)).await?;
+        self.emit_watermark(&high).await?;
+        let (last_key, table_done) = if query.keyed() {
+            let last = match rows.last() {
+                Some(r) => Some(query.key_of(r)?),
+                None => work.after.clone(),
+            };
+            (last, rows.len() < self.cfg.snapshot_fetch_size)
+        } else {
+            (None, true)
+        };
+        let source: Vec<SourceColumn<'_>> = query
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.type_oid, c.type_modifier))
+            .collect();
+        let table = build_table(
+            &self.cfg,
+            &self.catalog,
+            &work.table,
+            &source,
+            &query.columns,
+            self.schemas.get(&work.table),
+        )?;
+        self.schemas
+            .insert(work.table.clone(), table.schema.clone());
+        let table = Arc::new(table);
+        let converted = rows
+            .iter()
+            .map(|row| self.convert_row(&table, |i| row.get(i).map(TupleRef::Text), None))
+            .collect::<Result<Vec<_>, _>>()?;
+        debug!(table = %work.table, rows = converted.len(), window = id, "backfill window opened");
+        let window = Window::new(
+            id,
+            work,
+            table,
+            query.key_names(),
+            converted,
+            last_key,
+            table_done,
+        );
+        if let Some(b) = self.backfill.as_mut() {
+            b.window = Some(window);
+        }
+        Ok(())
+    }
+
+    async fn emit_watermark(&self, content: &str) -> Result<(), PgError> {
+        self.sql
+            .execute(
+                "SELECT pg_logical_emit_message(true, $1, $2)",
+                &[&WATERMARK_PREFIX, &content],
+            )
+            .await
+            .map_err(PgError::sql(
+                "writing a snapshot watermark with pg_logical_emit_message (the role needs \
+                 EXECUTE on it, as for heartbeats)",
+            ))?;
+        Ok(())
+    }
+
+    /// A watermark reached the stream: the low one opens the window; the high one emits
+    /// what is left of the chunk as `r` events carrying the new progress.
+    fn on_watermark(
+        &mut self,
+        content: &[u8],
+        lsn: Lsn,
+        out: &mut Vec<SourceRecord>,
+    ) -> Result<(), PgError> {
+        let Some(b) = self.backfill.as_mut() else {
+            return Ok(());
+        };
+        match b.is_watermark(content) {
+            None => Ok(()),
+            Some(false) => {
+                if let Some(w) = b.window.as_mut() {
+                    w.open = true;
+                }
+                Ok(())
+            }
+            Some(true) => {
+                let Some(window) = b.window.take() else {
+                    return Ok(());
+                };
+                if b.close(&window) {
+                    debug!(table = %window.work.table, "keyless table changed inside its window; reading it again");
+                    return Ok(());
+                }
+                let last = b.finished();
+                let (id, read) = (window.id, window.read());
+                let (table, rows) = window.into_rows();
+                debug!(table = %table.schema.id, window = id, read, emitted = rows.len(), "backfill window closed");
+                b.rows_done += rows.len() as u64;
+                let (done, estimate) = (b.rows_done, b.rows_estimate);
+                self.progress.set_snapshot(done, estimate.max(done));
+                let ts = now_ms();
+                let n = rows.len();
+                for (i, values) in rows.into_iter().enumerate() {
+                    let marker = if last && i + 1 == n {
+                        SnapshotMarker::Last
+                    } else {
+                        SnapshotMarker::True
+                    };
+                    let event = ChangeEvent {
+                        op: Op::Read,
+                        table: table.schema.clone(),
+                        before: None,
+                        after: Some(values),
+                        source: self.source_info(&table, ts, marker, lsn, None),
+                        transaction: None,
+                        processed_ts_ms: ts,
+                        headers: Vec::new(),
+                    };
+                    // The watermark's transaction ends right after: its Commit gives the last
+                    // row the offset, with the progress that includes this chunk.
+                    let record = SourceRecord {
+                        topic: table.topic.clone(),
+                        payload: Payload::Change(Box::new(event)),
+                        partition: self.partition.clone(),
+                        offset: None,
+                    };
+                    self.push(out, record);
+                }
+                Ok(())
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- streaming
 
     async fn poll_stream(&mut self) -> Result<Vec<SourceRecord>, PgError> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
         let mut out = Vec::new();
+        self.backfill_step().await?;
         while let Some(rx) = self.rx.as_mut() {
             let items = if out.is_empty() {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -774,12 +1048,12 @@ impl PgTask {
                     Some(mut last) => {
                         let order = OffsetOrder([end_lsn.0, 0, 0]);
                         last.offset = Some(SourceOffset {
-                            value: serde_json::json!({
+                            value: self.with_progress(serde_json::json!({
                                 "lsn": end_lsn.0,
                                 "lsn_commit": commit_lsn.0,
                                 "txId": txn.as_ref().map(|t| t.xid),
                                 "ts_usec": txn.as_ref().map(|t| t.commit_ts_ms * 1000),
-                            }),
+                            })),
                             order,
                         });
                         self.last_order = order;
@@ -801,17 +1075,23 @@ impl PgTask {
                 let Some(table) = self.table(relation)? else {
                     return Ok(());
                 };
-                if self.cfg.skipped_operations.contains(&Op::Create) {
+                // A skipped operation still reconciles an open snapshot window.
+                if self.cfg.skipped_operations.contains(&Op::Create) && !self.window_open() {
                     return Ok(());
                 }
                 let after = self.convert_row(&table, tuple_get(&new), None)?;
+                self.backfill_saw(&table, &[&after]);
+                if self.cfg.skipped_operations.contains(&Op::Create) {
+                    return Ok(());
+                }
                 self.emit_change(out, &table, Op::Create, None, Some(after), lsn);
             }
             PgOutput::Update { relation, old, new } => {
                 let Some(table) = self.table(relation)? else {
                     return Ok(());
                 };
-                if self.cfg.skipped_operations.contains(&Op::Update) {
+                // A skipped operation still reconciles an open snapshot window.
+                if self.cfg.skipped_operations.contains(&Op::Update) && !self.window_open() {
                     return Ok(());
                 }
                 let before = match &old {
@@ -825,16 +1105,28 @@ impl PgTask {
                     tuple_get(&new),
                     if full_old { before.as_ref() } else { None },
                 )?;
+                match &before {
+                    Some(b) => self.backfill_saw(&table, &[b, &after]),
+                    None => self.backfill_saw(&table, &[&after]),
+                }
+                if self.cfg.skipped_operations.contains(&Op::Update) {
+                    return Ok(());
+                }
                 self.emit_change(out, &table, Op::Update, before, Some(after), lsn);
             }
             PgOutput::Delete { relation, old, .. } => {
                 let Some(table) = self.table(relation)? else {
                     return Ok(());
                 };
-                if self.cfg.skipped_operations.contains(&Op::Delete) {
+                // A skipped operation still reconciles an open snapshot window.
+                if self.cfg.skipped_operations.contains(&Op::Delete) && !self.window_open() {
                     return Ok(());
                 }
                 let before = self.convert_row(&table, tuple_get(&old), None)?;
+                self.backfill_saw(&table, &[&before]);
+                if self.cfg.skipped_operations.contains(&Op::Delete) {
+                    return Ok(());
+                }
                 self.emit_change(out, &table, Op::Delete, Some(before.clone()), None, lsn);
                 if self.cfg.tombstones_on_delete {
                     let tombstone = SourceRecord {
@@ -850,6 +1142,13 @@ impl PgTask {
                 }
             }
             PgOutput::Truncate { relations, .. } => {
+                for rel in &relations {
+                    if let Some(table) = self.table(*rel)?
+                        && let Some(w) = self.backfill.as_mut().and_then(|b| b.window.as_mut())
+                    {
+                        w.truncated(&table.schema.id);
+                    }
+                }
                 if self.cfg.skipped_operations.contains(&Op::Truncate) {
                     return Ok(());
                 }
@@ -865,6 +1164,9 @@ impl PgTask {
                 prefix,
                 content,
             } => {
+                if prefix == WATERMARK_PREFIX {
+                    return self.on_watermark(&content, msg_lsn, out);
+                }
                 if prefix == HEARTBEAT_MESSAGE_PREFIX {
                     if !transactional && self.txn.is_none() {
                         self.idle = Some(msg_lsn);
@@ -903,7 +1205,7 @@ impl PgTask {
                     let mut record = record;
                     if order > self.last_order {
                         record.offset = Some(SourceOffset {
-                            value: serde_json::json!({"lsn": msg_lsn.0}),
+                            value: self.with_progress(serde_json::json!({"lsn": msg_lsn.0})),
                             order,
                         });
                         self.last_order = order;
@@ -1104,7 +1406,7 @@ impl PgTask {
             },
             partition: self.partition.clone(),
             offset: Some(SourceOffset {
-                value: serde_json::json!({ "lsn": idle.0 }),
+                value: self.with_progress(serde_json::json!({ "lsn": idle.0 })),
                 order,
             }),
         });

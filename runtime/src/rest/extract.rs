@@ -16,6 +16,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // An announced length over the limit is refused before a byte of the body is read, so
+        // the client learns it at once instead of after uploading (the limit itself also
+        // stops bodies that do not announce their length).
+        let announced = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(n) = announced
+            && n > super::MAX_BODY_BYTES as u64
+        {
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body of {n} bytes is over the limit of {} bytes",
+                    super::MAX_BODY_BYTES
+                ),
+            ));
+        }
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;

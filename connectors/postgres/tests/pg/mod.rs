@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+mod backfill;
 mod crash;
 mod preflight;
 mod resume;

@@ -285,3 +285,83 @@ async fn slot_dropped_underneath() {
     worker.shutdown().await;
     db.cleanup().await;
 }
+
+/// `snapshot.max.threads=3` over four tables (one without a primary key): every row is read
+/// exactly once, one record is marked `first` and one `last`, and the stream follows.
+#[tokio::test]
+async fn parallel_snapshot_reads_every_row_once() {
+    let db = TestDb::create(
+        "pgparsnap",
+        "CREATE TABLE t1 (id int PRIMARY KEY, v int);
+         CREATE TABLE t2 (id int PRIMARY KEY, v int);
+         CREATE TABLE t3 (id int PRIMARY KEY, v int);
+         CREATE TABLE t4 (id int, v int);
+         ALTER TABLE t4 REPLICA IDENTITY FULL;
+         INSERT INTO t1 SELECT g, 1 FROM generate_series(1, 3000) g;
+         INSERT INTO t2 SELECT g, 2 FROM generate_series(1, 2500) g;
+         INSERT INTO t3 SELECT g, 3 FROM generate_series(1, 10) g;
+         INSERT INTO t4 SELECT g, 4 FROM generate_series(1, 1234) g;",
+    )
+    .await;
+    db.publish_all().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path()).await;
+    put(
+        &worker,
+        db.config(&[
+            ("snapshot.max.threads", "3"),
+            ("snapshot.fetch.size", "100"),
+        ]),
+    )
+    .await;
+    let expected = [("t1", 3000usize), ("t2", 2500), ("t3", 10), ("t4", 1234)];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while expected
+        .iter()
+        .any(|(t, n)| read_topic(&worker, &format!("srv.public.{t}")).len() < *n)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "snapshot incomplete; task trace: {:?}",
+            task_trace(&worker, "pg").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.admin
+        .batch_execute("INSERT INTO t3 VALUES (11, 33)")
+        .await
+        .expect("insert");
+    wait_for(
+        "the stream after the snapshot",
+        Duration::from_secs(30),
+        || async { read_topic(&worker, "srv.public.t3").len() == 11 },
+    )
+    .await;
+    let mut markers = BTreeMap::new();
+    for (t, n) in expected {
+        let values = read_topic(&worker, &format!("srv.public.{t}"));
+        let reads: Vec<&serde_json::Value> =
+            values.iter().flatten().filter(|v| v["op"] == "r").collect();
+        assert_eq!(reads.len(), n, "{t}: read events");
+        let ids: std::collections::BTreeSet<i64> = reads
+            .iter()
+            .map(|v| v["after"]["id"].as_i64().expect("id"))
+            .collect();
+        assert_eq!(ids.len(), n, "{t}: every row once");
+        assert_eq!(ids.iter().next_back(), Some(&(n as i64)), "{t}");
+        for v in reads {
+            *markers
+                .entry(v["source"]["snapshot"].as_str().unwrap_or("?").to_owned())
+                .or_insert(0usize) += 1;
+        }
+    }
+    assert_eq!(markers.get("first"), Some(&1), "{markers:?}");
+    assert_eq!(markers.get("last"), Some(&1), "{markers:?}");
+    assert_eq!(
+        markers.get("true"),
+        Some(&(3000 + 2500 + 10 + 1234 - 2)),
+        "{markers:?}"
+    );
+    worker.shutdown().await;
+    db.cleanup().await;
+}

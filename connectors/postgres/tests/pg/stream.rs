@@ -168,7 +168,7 @@ async fn toast_with_default_and_full_identity() {
 }
 
 #[tokio::test]
-async fn restart_mid_snapshot_takes_a_new_snapshot() {
+async fn restart_mid_snapshot_without_progress_takes_a_new_snapshot() {
     let db = TestDb::create(
         "pgmidsnap",
         "CREATE TABLE t (id int PRIMARY KEY, v text);
@@ -179,13 +179,20 @@ async fn restart_mid_snapshot_takes_a_new_snapshot() {
     let src = source(db.config(&[("snapshot.fetch.size", "1000")]));
     let mut task = open(&src, vec![]).await.expect("open");
     let first = poll_until(task.as_mut(), "first chunk", Duration::from_secs(20), |r| {
-        !r.is_empty()
+        last_offset(r).is_some()
     })
     .await;
     assert!(first.len() < 3000, "one chunk at a time");
-    let partial = last_offset(&first).expect("offset");
+    let mut partial = last_offset(&first).expect("offset");
     assert_eq!(partial.offset.value["snapshot"], true);
     assert_eq!(partial.offset.value["last_snapshot_record"], false);
+    // An offset written before snapshots recorded their progress.
+    let progress = partial
+        .offset
+        .value
+        .as_object_mut()
+        .and_then(|o| o.remove("snapshot_progress"));
+    assert!(progress.is_some(), "{}", partial.offset.value);
     let old_slot_point = db.confirmed_flush().await.expect("slot");
     // Crash: no close, no commit.
     drop(task);
@@ -356,6 +363,88 @@ async fn schema_change_mid_stream_gives_a_new_version() {
     assert_eq!(
         v2.after.as_ref().unwrap().0[2],
         Value::Decimal(tributary_runtime::model::Decimal::parse("2.5").unwrap())
+    );
+    task.close().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn restart_mid_snapshot_goes_on_after_the_committed_chunk() {
+    let db = TestDb::create(
+        "pgmidsnap2",
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, 'x' FROM generate_series(1, 3000) g;",
+    )
+    .await;
+    db.publish_all().await;
+    let src = source(db.config(&[("snapshot.fetch.size", "1000")]));
+    let mut task = open(&src, vec![]).await.expect("open");
+    let first = poll_until(task.as_mut(), "first chunk", Duration::from_secs(20), |r| {
+        last_offset(r).is_some()
+    })
+    .await;
+    let partial = last_offset(&first).expect("offset");
+    assert_eq!(
+        partial.offset.value["snapshot_progress"],
+        serde_json::json!({"done": [], "after": [[["public", "t"], ["1000"]]]})
+    );
+    let slot_point = db.confirmed_flush().await.expect("slot");
+    // Crash: no close, no commit.
+    drop(task);
+    wait_for("old walsender gone", Duration::from_secs(10), || async {
+        db.slot_active_pid().await.is_none()
+    })
+    .await;
+    db.admin
+        .batch_execute(
+            "INSERT INTO t VALUES (3001, 'during the outage'); UPDATE t SET v = 'y' WHERE id = 5",
+        )
+        .await
+        .expect("changes");
+    let mut task = open(&src, vec![partial]).await.expect("reopen");
+    let all = poll_until(
+        task.as_mut(),
+        "the rest of the snapshot",
+        Duration::from_secs(30),
+        |r| {
+            r.iter()
+                .filter_map(change)
+                .any(|e| e.op == Op::Read && e.after.as_ref().unwrap().0[0] == Value::Int(3001))
+        },
+    )
+    .await;
+    let id = |e: &tributary_runtime::model::ChangeEvent| match e.after.as_ref().unwrap().0[0] {
+        Value::Int(i) => i,
+        ref v => panic!("id {v:?}"),
+    };
+    let reads: Vec<i64> = all
+        .iter()
+        .filter_map(change)
+        .filter(|e| e.op == Op::Read)
+        .map(id)
+        .collect();
+    assert_eq!(
+        reads,
+        (1001..=3001).collect::<Vec<_>>(),
+        "the first chunk is not read again"
+    );
+    // The stream from the slot's position carries what changed during the outage, first.
+    let streamed: Vec<(Op, i64)> = all
+        .iter()
+        .filter_map(change)
+        .filter(|e| e.op != Op::Read)
+        .map(|e| (e.op, id(e)))
+        .collect();
+    assert_eq!(streamed, vec![(Op::Create, 3001), (Op::Update, 5)]);
+    assert!(matches!(all.iter().filter_map(change).next(), Some(e) if e.op == Op::Create));
+    // Same slot, never recreated (a new one would start past the outage's changes; nothing
+    // was acknowledged to this one).
+    assert_eq!(db.confirmed_flush().await.expect("same slot"), slot_point);
+    let last = last_offset(&all).expect("offset");
+    assert!(
+        last.offset.value.get("snapshot_progress").is_none(),
+        "{}",
+        last.offset.value
     );
     task.close().await;
     db.cleanup().await;
