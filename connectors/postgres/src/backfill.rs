@@ -21,8 +21,10 @@
 //! the topic, so a consumer applying events in order ends with the table's state. Events
 //! streamed before L may precede a row's `r` event (which then shows the newer state). As in
 //! DBLog and Debezium, this relies on a transaction whose commit record precedes L's being
-//! visible once L's commit has returned, which PostgreSQL makes so in all but a
-//! microseconds-wide race (commit record written, process not yet out of the proc array).
+//! visible once L's commit has returned. PostgreSQL makes that so except in the window
+//! between a transaction's commit record and its leaving the proc array: microseconds
+//! normally, but as long as a synchronous standby takes to confirm when
+//! `synchronous_commit` waits for one.
 //!
 //! Progress ([`SnapshotProgress`]: finished tables and, per table, the key after which to go
 //! on) is part of every offset until the snapshot is complete, both the initial snapshot's
@@ -31,7 +33,9 @@
 //!
 //! Tables without a primary key (or whose key columns are excluded) have no key to
 //! reconcile by: such a table is read whole in one window, and read again if any change to
-//! it is streamed inside the window (after [`MAX_RETRIES`] the task fails and says so).
+//! it is streamed inside the window. A change whose image lacks the key (a REPLICA IDENTITY
+//! USING INDEX without the key columns, a key in unchanged TOAST) makes its window be read
+//! again the same way. After [`MAX_RETRIES`] such windows in a row the task fails and says so.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -44,7 +48,8 @@ use crate::source::CapturedTable;
 /// each in its own transaction (transactional, so the commit flushes it to the WAL sender).
 pub const WATERMARK_PREFIX: &str = "__tributary_watermark";
 
-/// Windows of a keyless table re-read because it changed inside them, before giving up.
+/// Windows read again in a row because a change inside them could not be matched by key
+/// (keyless table, or an image without the key), before giving up.
 pub const MAX_RETRIES: u32 = 20;
 
 /// What of the snapshot is done: finished tables, and the key after which each started
@@ -153,12 +158,16 @@ pub struct Window {
 }
 
 /// The key of `row` (laid out as `schema`) as a comparable string, or `None` when a key
-/// column is missing.
+/// column is missing or has no value in the image (NULL: a REPLICA IDENTITY that leaves the
+/// key out; unchanged TOAST): such a change cannot be matched to a row.
 fn key_string(names: &[String], schema: &TableSchema, row: &Row) -> Option<String> {
     let mut values: Vec<&Value> = Vec::with_capacity(names.len());
     for n in names {
         let i = schema.columns.iter().position(|c| &c.name == n)?;
-        values.push(row.get(i)?);
+        match row.get(i)? {
+            Value::Null | Value::Unavailable => return None,
+            v => values.push(v),
+        }
     }
     Some(format!("{values:?}"))
 }
@@ -220,7 +229,8 @@ impl Window {
                         *slot = None;
                     }
                 }
-                // A key column the event does not carry: nothing can be matched safely.
+                // A key the event does not carry: nothing can be matched safely, so the
+                // chunk is read again.
                 None => self.dirty = true,
             }
         }
@@ -431,6 +441,29 @@ mod tests {
         w.saw(&other, &[&row(3, 1)]);
         let (_, left) = w.into_rows();
         assert_eq!(left, vec![row(1, 0), row(3, 0)]);
+    }
+
+    #[test]
+    fn a_change_without_its_key_makes_the_window_be_read_again() {
+        let tbl = table(&["id", "v"], vec![0]);
+        let work = Work {
+            table: t("w"),
+            after: None,
+        };
+        let mut w = Window::new(
+            0,
+            work,
+            tbl.clone(),
+            vec!["id".into()],
+            vec![row(1, 0)],
+            None,
+            true,
+        );
+        w.open = true;
+        w.saw(&tbl.schema, &[&Row(vec![Value::Null, Value::Int(3)])]);
+        assert!(w.dirty);
+        let (_, left) = w.into_rows();
+        assert_eq!(left, vec![row(1, 0)], "nothing matched, nothing dropped");
     }
 
     #[test]

@@ -26,10 +26,13 @@
 //! then streams from the slot's consistent point: the seam has no gap and no duplicate. The
 //! last row of each chunk carries `{"lsn": C, "snapshot": true, "snapshot_progress": {"done":
 //! [finished tables], "after": [[table, last key], ..]}}`; the snapshot's last row is marked
-//! `snapshot: last` and its offset `last_snapshot_record: true` (a row waiting more than half
-//! a second for the next chunk is released unmarked, so that its progress commits). Progress (rows done /
+//! `snapshot: last` and its offset `last_snapshot_record: true` (a row kept waiting 5 s for
+//! the next chunk is released unmarked, so that its progress commits; progress that lists
+//! every captured table as done also counts as a finished snapshot). Progress (rows done /
 //! estimate from `pg_class.reltuples`) goes to the task's
-//! [`ProgressHandle`](tributary_runtime::progress::ProgressHandle).
+//! [`ProgressHandle`](tributary_runtime::progress::ProgressHandle). A slot whose confirmed
+//! LSN is past the stored offset is not the one the offsets came from (re-created, or moved
+//! by another consumer): the task refuses it, or takes a new snapshot with `when_needed`.
 //!
 //! Crash guarantee: the exported snapshot dies with the connection, so a snapshot that did
 //! not finish is finished from the live tables while streaming from the slot's position

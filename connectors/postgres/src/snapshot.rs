@@ -228,10 +228,19 @@ impl Snapshotter {
     }
 
     /// The next chunk of rows from any reader, or `None` when every table has been read.
-    /// Chunks of one table arrive in key order; tables interleave.
+    /// Chunks of one table arrive in key order; tables interleave. Cancel-safe.
     pub async fn next_chunk(&mut self) -> Result<Option<Chunk>, PgError> {
         match self.rx.recv().await {
-            None => Ok(None),
+            None => {
+                // Every reader has ended; each ends cleanly only after its last table, so one
+                // that panicked must not pass for a finished snapshot.
+                for reader in std::mem::take(&mut self.readers) {
+                    if let Err(e) = reader.await {
+                        return Err(PgError::Protocol(format!("a snapshot reader failed: {e}")));
+                    }
+                }
+                Ok(None)
+            }
             Some(Err(e)) => Err(e),
             Some(Ok(chunk)) => {
                 self.rows_done += chunk.rows.len() as u64;
@@ -254,7 +263,11 @@ async fn read_tables(
         loop {
             let next = match queue.lock() {
                 Ok(mut q) => q.pop_front(),
-                Err(_) => None,
+                Err(_) => {
+                    return Err(PgError::Protocol(
+                        "the snapshot's table queue was poisoned by a failed reader".into(),
+                    ));
+                }
             };
             let Some(table) = next else { break };
             debug!(reader = n, table = %table, "snapshot reader takes a table");

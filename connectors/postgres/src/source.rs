@@ -41,7 +41,7 @@ use crate::snapshot::{Snapshotter, TableQuery, query_rows};
 pub const HEARTBEAT_MESSAGE_PREFIX: &str = "__tributary_heartbeat";
 
 /// How long the snapshot holds its last row back waiting for the next chunk.
-const HOLD_BACK: Duration = Duration::from_millis(500);
+const HOLD_BACK: Duration = Duration::from_secs(5);
 
 /// `io.debezium.connector.postgresql.PostgresConnector`.
 pub struct PostgresPlugin;
@@ -353,7 +353,17 @@ impl PgTask {
         let catalog = slot::load_types(&sql).await?;
         let tables = slot::captured_tables(&sql, &cfg).await?;
         slot::ensure_publication(&sql, &cfg, &tables).await?;
-        let resume = resume_point(&ctx.offsets, &partition);
+        let mut resume = resume_point(&ctx.offsets, &partition);
+        // Progress that covers every captured table is a finished snapshot whose last row
+        // went out unmarked (released early while another reader was still busy).
+        if let Some(r) = resume.as_mut()
+            && r.snapshot_incomplete
+            && r.progress
+                .as_ref()
+                .is_some_and(|p| tables.iter().all(|t| p.done.contains(t)))
+        {
+            r.snapshot_incomplete = false;
+        }
         info!(
             slot = %cfg.slot_name,
             stored_offsets = ctx.offsets.len(),
@@ -375,6 +385,14 @@ impl PgTask {
         let lost = info
             .as_ref()
             .map(|i| i.wal_status.as_deref() == Some("lost"));
+        // Our offsets are stored before the server hears of them, so the slot's confirmed
+        // position is never past them; when it is, the slot is not the one they were taken
+        // from (re-created, or moved by another consumer) and the changes in between would be
+        // skipped silently.
+        let slot_ahead = match (&resume, &info) {
+            (Some(r), Some(i)) => i.confirmed_flush.filter(|c| *c > r.lsn),
+            _ => None,
+        };
         let snapshot_modes = matches!(
             cfg.snapshot_mode,
             SnapshotMode::Initial | SnapshotMode::InitialOnly | SnapshotMode::WhenNeeded
@@ -385,6 +403,7 @@ impl PgTask {
         let snapshot = match (&resume, lost) {
             (Some(r), Some(false))
                 if r.snapshot_incomplete
+                    && slot_ahead.is_none()
                     && snapshot_modes
                     && cfg.snapshot_mode != SnapshotMode::InitialOnly
                     && r.progress.is_some() =>
@@ -416,6 +435,18 @@ impl PgTask {
                     };
                     return Err(PgError::SlotLost(format!(
                         "slot.name: replication slot {} {what}, but the connector's offsets say it streamed up to LSN {}; changes after that are lost to this slot. Use snapshot.mode=when_needed to take a new snapshot, or reset the connector's offsets",
+                        cfg.slot_name, r.lsn
+                    )));
+                }
+            }
+            (Some(r), Some(false)) if slot_ahead.is_some() => {
+                let confirmed = slot_ahead.unwrap_or(r.lsn);
+                if cfg.snapshot_mode == SnapshotMode::WhenNeeded {
+                    warn!(slot = %cfg.slot_name, lsn = %r.lsn, %confirmed, "replication slot is past the connector's offsets; taking a new snapshot (snapshot.mode=when_needed)");
+                    true
+                } else {
+                    return Err(PgError::SlotLost(format!(
+                        "slot.name: replication slot {} has confirmed LSN {confirmed}, past the connector's offset {}: it was re-created or another consumer moved it, and the changes in between are lost to this connector. Use snapshot.mode=when_needed to take a new snapshot, or reset the connector's offsets",
                         cfg.slot_name, r.lsn
                     )));
                 }
@@ -816,7 +847,11 @@ impl PgTask {
                 .map(|w| w.table.to_string())
                 .unwrap_or_default();
             return Err(PgError::Setup(format!(
-                "table {table} has no primary key and changed during each of {} attempts to                  read it after the interrupted snapshot; give it a primary key or                  message.key.columns, or pause its writers until the snapshot finishes",
+                "table {table} changed during each of {} attempts to read a chunk of it after \
+                 the interrupted snapshot, in ways its rows cannot be matched by primary key \
+                 (no primary key, or a REPLICA IDENTITY that leaves key columns out); give it \
+                 a primary key with the default or full replica identity, or pause its \
+                 writers until the snapshot finishes",
                 b.retries
             )));
         }

@@ -449,3 +449,66 @@ async fn restart_mid_snapshot_goes_on_after_the_committed_chunk() {
     task.close().await;
     db.cleanup().await;
 }
+
+/// A slot whose confirmed position is past the stored offset was re-created or moved by
+/// someone else: streaming from it would skip changes silently, so the task refuses it, and
+/// `when_needed` takes a new snapshot instead.
+#[tokio::test]
+async fn a_slot_moved_past_the_offsets_is_refused() {
+    let db = TestDb::create(
+        "pgslotahead",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');",
+    )
+    .await;
+    db.publish_all().await;
+    let src = source(db.config(&[("snapshot.fetch.size", "10")]));
+    let mut task = open(&src, vec![]).await.expect("open");
+    let snapshot = poll_until(task.as_mut(), "snapshot", Duration::from_secs(20), |r| {
+        last_offset(r).is_some_and(|o| o.offset.value["last_snapshot_record"] == true)
+    })
+    .await;
+    let offset = last_offset(&snapshot).expect("offset");
+    task.close().await;
+    wait_for("walsender gone", Duration::from_secs(10), || async {
+        db.slot_active_pid().await.is_none()
+    })
+    .await;
+    // Another consumer takes changes from the slot.
+    db.admin
+        .batch_execute("INSERT INTO t VALUES (2, 'missed')")
+        .await
+        .expect("insert");
+    db.admin
+        .query_one(
+            "SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())",
+            &[&db.slot],
+        )
+        .await
+        .expect("advance the slot");
+    let err = match open(&src, vec![offset.clone()]).await {
+        Ok(_) => panic!("a slot past the offsets was accepted"),
+        Err(e) => e.trace(),
+    };
+    assert!(
+        err.contains("past the connector's offset") && err.contains("snapshot.mode=when_needed"),
+        "{err}"
+    );
+    let src = source(db.config(&[("snapshot.mode", "when_needed")]));
+    let mut task = open(&src, vec![offset]).await.expect("when_needed reopens");
+    let again = poll_until(
+        task.as_mut(),
+        "a new snapshot",
+        Duration::from_secs(20),
+        |r| {
+            r.iter()
+                .filter_map(change)
+                .filter(|e| e.op == Op::Read)
+                .count()
+                == 2
+        },
+    )
+    .await;
+    assert!(again.iter().filter_map(change).all(|e| e.op == Op::Read));
+    task.close().await;
+    db.cleanup().await;
+}
