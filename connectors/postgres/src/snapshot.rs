@@ -7,7 +7,8 @@
 //! once. Every reader sees the same snapshot, so reading tables in parallel changes nothing
 //! in what is read. Tables are read in chunks of `snapshot.fetch.size` rows, by primary-key
 //! range (keyset pagination) or, without a primary key, through a server-side cursor, so
-//! memory stays bounded (at most two chunks per reader wait in the channel).
+//! memory stays bounded (one chunk per reader waits in the channel while the task encodes
+//! another, and each reader reads its next one meanwhile).
 //!
 //! [`TableQuery`] is shared with the resumed snapshot ([`crate::backfill`]), which reads the
 //! same key ranges outside any snapshot, between watermarks.
@@ -205,7 +206,7 @@ impl Snapshotter {
             "snapshot started"
         );
         let queue = Arc::new(Mutex::new(VecDeque::from(tables)));
-        let (tx, rx) = mpsc::channel(2 * threads);
+        let (tx, rx) = mpsc::channel(threads);
         let readers = clients
             .into_iter()
             .enumerate()

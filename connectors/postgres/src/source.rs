@@ -631,6 +631,34 @@ impl PgTask {
         }
     }
 
+    /// A snapshot row (`op: r`) read at `lsn`.
+    fn read_record(
+        &self,
+        table: &CapturedTable,
+        values: Row,
+        marker: SnapshotMarker,
+        lsn: Lsn,
+        ts: i64,
+        offset: Option<SourceOffset>,
+    ) -> SourceRecord {
+        let event = ChangeEvent {
+            op: Op::Read,
+            table: table.schema.clone(),
+            before: None,
+            after: Some(values),
+            source: self.source_info(table, ts, marker, lsn, None),
+            transaction: None,
+            processed_ts_ms: ts,
+            headers: Vec::new(),
+        };
+        SourceRecord {
+            topic: table.topic.clone(),
+            payload: Payload::Change(Box::new(event)),
+            partition: self.partition.clone(),
+            offset,
+        }
+    }
+
     /// Pushes `record` as the new held-back record, releasing the previous one into `out`.
     fn push(&mut self, out: &mut Vec<SourceRecord>, record: SourceRecord) {
         if let Some(prev) = self.pending.replace(record) {
@@ -731,16 +759,6 @@ impl PgTask {
             } else {
                 SnapshotMarker::True
             };
-            let event = ChangeEvent {
-                op: Op::Read,
-                table: table.schema.clone(),
-                before: None,
-                after: Some(values),
-                source: self.source_info(&table, ts, marker, cp, None),
-                transaction: None,
-                processed_ts_ms: ts,
-                headers: Vec::new(),
-            };
             // The chunk's last row carries the snapshot's progress: once it is durable, a
             // restart goes on after this chunk.
             let offset = (n + 1 == rows).then(|| {
@@ -756,12 +774,7 @@ impl PgTask {
                     order,
                 }
             });
-            let record = SourceRecord {
-                topic: table.topic.clone(),
-                payload: Payload::Change(Box::new(event)),
-                partition: self.partition.clone(),
-                offset,
-            };
+            let record = self.read_record(&table, values, marker, cp, ts, offset);
             self.push(&mut out, record);
         }
         Ok(out)
@@ -984,24 +997,9 @@ impl PgTask {
                     } else {
                         SnapshotMarker::True
                     };
-                    let event = ChangeEvent {
-                        op: Op::Read,
-                        table: table.schema.clone(),
-                        before: None,
-                        after: Some(values),
-                        source: self.source_info(&table, ts, marker, lsn, None),
-                        transaction: None,
-                        processed_ts_ms: ts,
-                        headers: Vec::new(),
-                    };
                     // The watermark's transaction ends right after: its Commit gives the last
                     // row the offset, with the progress that includes this chunk.
-                    let record = SourceRecord {
-                        topic: table.topic.clone(),
-                        payload: Payload::Change(Box::new(event)),
-                        partition: self.partition.clone(),
-                        offset: None,
-                    };
+                    let record = self.read_record(&table, values, marker, lsn, ts, None);
                     self.push(out, record);
                 }
                 Ok(())

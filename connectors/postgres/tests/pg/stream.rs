@@ -167,10 +167,14 @@ async fn toast_with_default_and_full_identity() {
     db.cleanup().await;
 }
 
-#[tokio::test]
-async fn restart_mid_snapshot_without_progress_takes_a_new_snapshot() {
+/// A 3000-row table whose snapshot is cut off (task dropped: no close, no commit) after its
+/// first chunk of 1000; returns the database, the source, the offset of that chunk and the
+/// slot's confirmed LSN.
+async fn snapshot_cut_after_one_chunk(
+    prefix: &str,
+) -> (TestDb, Arc<dyn SourceConnector>, StoredOffset, u64) {
     let db = TestDb::create(
-        "pgmidsnap",
+        prefix,
         "CREATE TABLE t (id int PRIMARY KEY, v text);
          INSERT INTO t SELECT g, 'x' FROM generate_series(1, 3000) g;",
     )
@@ -183,9 +187,21 @@ async fn restart_mid_snapshot_without_progress_takes_a_new_snapshot() {
     })
     .await;
     assert!(first.len() < 3000, "one chunk at a time");
-    let mut partial = last_offset(&first).expect("offset");
+    let partial = last_offset(&first).expect("offset");
     assert_eq!(partial.offset.value["snapshot"], true);
     assert_eq!(partial.offset.value["last_snapshot_record"], false);
+    let slot_point = db.confirmed_flush().await.expect("slot");
+    drop(task);
+    wait_for("old walsender gone", Duration::from_secs(10), || async {
+        db.slot_active_pid().await.is_none()
+    })
+    .await;
+    (db, src, partial, slot_point)
+}
+
+#[tokio::test]
+async fn restart_mid_snapshot_without_progress_takes_a_new_snapshot() {
+    let (db, src, mut partial, old_slot_point) = snapshot_cut_after_one_chunk("pgmidsnap").await;
     // An offset written before snapshots recorded their progress.
     let progress = partial
         .offset
@@ -193,13 +209,6 @@ async fn restart_mid_snapshot_without_progress_takes_a_new_snapshot() {
         .as_object_mut()
         .and_then(|o| o.remove("snapshot_progress"));
     assert!(progress.is_some(), "{}", partial.offset.value);
-    let old_slot_point = db.confirmed_flush().await.expect("slot");
-    // Crash: no close, no commit.
-    drop(task);
-    wait_for("old walsender gone", Duration::from_secs(10), || async {
-        db.slot_active_pid().await.is_none()
-    })
-    .await;
     db.admin
         .batch_execute("INSERT INTO t VALUES (3001, 'during the outage')")
         .await
@@ -370,31 +379,11 @@ async fn schema_change_mid_stream_gives_a_new_version() {
 
 #[tokio::test]
 async fn restart_mid_snapshot_goes_on_after_the_committed_chunk() {
-    let db = TestDb::create(
-        "pgmidsnap2",
-        "CREATE TABLE t (id int PRIMARY KEY, v text);
-         INSERT INTO t SELECT g, 'x' FROM generate_series(1, 3000) g;",
-    )
-    .await;
-    db.publish_all().await;
-    let src = source(db.config(&[("snapshot.fetch.size", "1000")]));
-    let mut task = open(&src, vec![]).await.expect("open");
-    let first = poll_until(task.as_mut(), "first chunk", Duration::from_secs(20), |r| {
-        last_offset(r).is_some()
-    })
-    .await;
-    let partial = last_offset(&first).expect("offset");
+    let (db, src, partial, slot_point) = snapshot_cut_after_one_chunk("pgmidsnap2").await;
     assert_eq!(
         partial.offset.value["snapshot_progress"],
         serde_json::json!({"done": [], "after": [[["public", "t"], ["1000"]]]})
     );
-    let slot_point = db.confirmed_flush().await.expect("slot");
-    // Crash: no close, no commit.
-    drop(task);
-    wait_for("old walsender gone", Duration::from_secs(10), || async {
-        db.slot_active_pid().await.is_none()
-    })
-    .await;
     db.admin
         .batch_execute(
             "INSERT INTO t VALUES (3001, 'during the outage'); UPDATE t SET v = 'y' WHERE id = 5",
