@@ -89,7 +89,9 @@ async fn changes_inside_a_window_replace_the_chunk_rows() {
         || async {
             db.admin
                 .query_one(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4243 \
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                     AND NOT granted",
                     &[],
                 )
                 .await
