@@ -631,6 +631,29 @@ impl PgTask {
         }
     }
 
+    /// `id` as its catalog columns describe it (snapshot reads have no Relation message), a
+    /// new schema version when they differ from the one last seen.
+    fn catalog_table(
+        &mut self,
+        id: &TableId,
+        columns: &[CatalogColumn],
+    ) -> Result<Arc<CapturedTable>, PgError> {
+        let source: Vec<SourceColumn<'_>> = columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.type_oid, c.type_modifier))
+            .collect();
+        let table = build_table(
+            &self.cfg,
+            &self.catalog,
+            id,
+            &source,
+            columns,
+            self.schemas.get(id),
+        )?;
+        self.schemas.insert(id.clone(), table.schema.clone());
+        Ok(Arc::new(table))
+    }
+
     /// A snapshot row (`op: r`) read at `lsn`.
     fn read_record(
         &self,
@@ -712,22 +735,8 @@ impl PgTask {
         };
         self.progress.set_snapshot(done, estimate.max(done));
         if let Some(columns) = &chunk.columns {
-            let source: Vec<SourceColumn<'_>> = columns
-                .iter()
-                .map(|c| (c.name.as_str(), c.type_oid, c.type_modifier))
-                .collect();
-            let table = build_table(
-                &self.cfg,
-                &self.catalog,
-                &chunk.table,
-                &source,
-                columns,
-                None,
-            )?;
-            self.schemas
-                .insert(chunk.table.clone(), table.schema.clone());
-            self.snapshot_tables
-                .insert(chunk.table.clone(), Arc::new(table));
+            let table = self.catalog_table(&chunk.table, columns)?;
+            self.snapshot_tables.insert(chunk.table.clone(), table);
         }
         let table = self
             .snapshot_tables
@@ -905,22 +914,7 @@ impl PgTask {
         } else {
             (None, true)
         };
-        let source: Vec<SourceColumn<'_>> = query
-            .columns
-            .iter()
-            .map(|c| (c.name.as_str(), c.type_oid, c.type_modifier))
-            .collect();
-        let table = build_table(
-            &self.cfg,
-            &self.catalog,
-            &work.table,
-            &source,
-            &query.columns,
-            self.schemas.get(&work.table),
-        )?;
-        self.schemas
-            .insert(work.table.clone(), table.schema.clone());
-        let table = Arc::new(table);
+        let table = self.catalog_table(&work.table, &query.columns)?;
         let converted = rows
             .iter()
             .map(|row| self.convert_row(&table, |i| row.get(i).map(TupleRef::Text), None))

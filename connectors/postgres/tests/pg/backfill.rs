@@ -30,13 +30,12 @@ fn event(r: &SourceRecord) -> Option<(Op, i64, Option<i64>)> {
 async fn changes_inside_a_window_replace_the_chunk_rows() {
     let db = TestDb::create(
         "pgwindow",
-        "CREATE TABLE w (id int PRIMARY KEY, v int);
-         INSERT INTO w SELECT g, 0 FROM generate_series(1, 1000) g;
-         CREATE FUNCTION gate() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
-           BEGIN PERFORM pg_advisory_lock_shared(4243); PERFORM pg_advisory_unlock_shared(4243);
-                 RETURN true; END $$;
-         ALTER TABLE w ENABLE ROW LEVEL SECURITY;
-         CREATE POLICY gate ON w FOR SELECT USING (gate());",
+        &format!(
+            "CREATE TABLE w (id int PRIMARY KEY, v int);
+             INSERT INTO w SELECT g, 0 FROM generate_series(1, 1000) g;
+             {}",
+            read_gate_sql("w", 4243)
+        ),
     )
     .await;
     db.publish_all().await;

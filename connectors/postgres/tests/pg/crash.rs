@@ -221,17 +221,15 @@ fn reads(values: &[Option<serde_json::Value>]) -> BTreeMap<i64, usize> {
 async fn kill_dash_nine_mid_snapshot_resumes_without_rereading() {
     let db = TestDb::create(
         "pgkillsnap",
-        "CREATE TABLE c (id int PRIMARY KEY, v int);
-         CREATE TABLE b (id int PRIMARY KEY, v int);
-         INSERT INTO c SELECT g, 0 FROM generate_series(1, 20000) g;
-         INSERT INTO b SELECT g, 0 FROM generate_series(1, 60000) g;
-         -- Reading b waits while the test holds advisory lock 4242 (a table lock would give
-         -- the test's transaction an xid, and the slot's creation would wait for it).
-         CREATE FUNCTION gate() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
-           BEGIN PERFORM pg_advisory_lock_shared(4242); PERFORM pg_advisory_unlock_shared(4242);
-                 RETURN true; END $$;
-         ALTER TABLE b ENABLE ROW LEVEL SECURITY;
-         CREATE POLICY gate ON b FOR SELECT USING (gate());",
+        &format!(
+            "CREATE TABLE c (id int PRIMARY KEY, v int);
+             CREATE TABLE b (id int PRIMARY KEY, v int);
+             INSERT INTO c SELECT g, 0 FROM generate_series(1, 20000) g;
+             INSERT INTO b SELECT g, 0 FROM generate_series(1, 60000) g;
+             {}",
+            // Reading b waits while the test holds advisory lock 4242.
+            read_gate_sql("b", 4242)
+        ),
     )
     .await;
     db.publish_all().await;

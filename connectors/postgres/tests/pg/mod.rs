@@ -257,6 +257,20 @@ pub fn last_offset(records: &[SourceRecord]) -> Option<StoredOffset> {
     })
 }
 
+/// SQL that makes reading `table` (as the non-owner `cdc`) wait while advisory lock `key` is
+/// held in the same database: a row-level-security policy calling a function that takes the
+/// lock shared. A table lock would not do: it gives the holder's transaction an xid, and a
+/// slot's creation waits for every transaction with one.
+pub fn read_gate_sql(table: &str, key: i64) -> String {
+    format!(
+        "CREATE FUNCTION gate_{table}() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+           BEGIN PERFORM pg_advisory_lock_shared({key}); PERFORM pg_advisory_unlock_shared({key});
+                 RETURN true; END $$;
+         ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY gate ON {table} FOR SELECT USING (gate_{table}());"
+    )
+}
+
 /// Waits for a condition with a deadline.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
