@@ -11,8 +11,10 @@
 //!  per table, keyset pages:  SELECT .. WHERE (pk) > (last pk) ORDER BY pk LIMIT fetch.size
 //! ```
 //!
-//! Each record's offset carries the snapshot position plus the chunk cursor (table and last
-//! key read), so a restart continues after the last durable row instead of starting over.
+//! The last record of each page carries an offset with the snapshot position plus the chunk
+//! cursor (table and last key read), so a restart continues after the last durable page
+//! instead of starting over. While a page is converted and encoded, the next page's query
+//! already runs on its own task (same connection, same transaction; `Prefetch`).
 //! A resumed snapshot reads the remaining rows in a *new* consistent view while streaming
 //! still starts at the original position: rows changed in between are read in their newer
 //! state and their changes are streamed again afterwards. The final state a consumer builds
@@ -48,9 +50,32 @@ pub struct Cursor {
     pub last_key: Option<Vec<Wire>>,
 }
 
+/// A page: table index, last key read before it, rows read before it (keyless tables).
+type PageId = (usize, Option<Vec<Wire>>, u64);
+type PageRows = Result<Vec<ServerRow>, mysql_async::Error>;
+
+/// A page query running on its own task while the previous page is converted and encoded;
+/// it holds the snapshot's connection (still inside the snapshot transaction) until awaited.
+struct Prefetch {
+    page: PageId,
+    task: tokio::task::JoinHandle<(Conn, PageRows)>,
+}
+
+/// Runs a page query, handing the connection back with the result.
+async fn page_query(mut conn: Conn, sql: String, params: Vec<Wire>) -> (Conn, PageRows) {
+    let rows = if params.is_empty() {
+        conn.exec(sql.as_str(), ()).await
+    } else {
+        conn.exec(sql.as_str(), params).await
+    };
+    (conn, rows)
+}
+
 /// A running snapshot.
 pub struct Snapshot {
-    conn: Conn,
+    /// `None` while a [`Prefetch`] holds it.
+    conn: Option<Conn>,
+    prefetch: Option<Prefetch>,
     cfg: Arc<MySqlConfig>,
     partition: SourcePartition,
     connector: &'static str,
@@ -342,7 +367,8 @@ impl Snapshot {
             "snapshot started"
         );
         Ok(Snapshot {
-            conn,
+            conn: Some(conn),
+            prefetch: None,
             cfg,
             partition,
             connector,
@@ -388,16 +414,15 @@ impl Snapshot {
             }
             let n = page.len();
             for (i, (row, key)) in page.into_iter().enumerate() {
-                let cursor_key = if info.schema.key.is_empty() {
-                    None
-                } else {
-                    Some(key)
-                };
-                let record = self.record(&info, row, cursor_key.as_deref());
+                // Only the page's last row carries the cursor: a restart repeats at most the
+                // page being read, and no row pays for an offset it does not need.
                 if i + 1 == n {
+                    let cursor_key = (!info.schema.key.is_empty()).then_some(key);
+                    let mut record = self.record(&info, row);
+                    record.offset = Some(self.cursor_offset(&info, cursor_key.as_deref()));
                     self.pending = Some(record);
                 } else {
-                    out.push(record);
+                    out.push(self.record(&info, row));
                 }
             }
             self.rows_done += n as u64;
@@ -421,7 +446,13 @@ impl Snapshot {
         }
     }
 
-    async fn read_page(&mut self, info: &TableInfo) -> Result<Vec<(Row, Vec<Wire>)>, MySqlError> {
+    /// The page query after `last_key` (keyed) or at `offset` (keyless).
+    fn page_sql(
+        &self,
+        info: &TableInfo,
+        last_key: Option<&[Wire]>,
+        offset: u64,
+    ) -> (String, Vec<Wire>) {
         let cols: Vec<String> = info.schema.columns.iter().map(|c| ident(&c.name)).collect();
         let key_cols: Vec<String> = info.schema.key.iter().map(|&i| cols[i].clone()).collect();
         let table = format!(
@@ -430,18 +461,17 @@ impl Snapshot {
             ident(&info.schema.id.name)
         );
         let limit = self.cfg.fetch_size;
-        let (sql, params) = if key_cols.is_empty() {
+        if key_cols.is_empty() {
             (
                 format!(
-                    "SELECT {} FROM {table} LIMIT {limit} OFFSET {}",
+                    "SELECT {} FROM {table} LIMIT {limit} OFFSET {offset}",
                     cols.join(", "),
-                    self.keyless_offset
                 ),
                 Vec::new(),
             )
         } else {
             let order = key_cols.join(", ");
-            match &self.last_key {
+            match last_key {
                 None => (
                     format!(
                         "SELECT {} FROM {table} ORDER BY {order} LIMIT {limit}",
@@ -455,21 +485,62 @@ impl Snapshot {
                         cols.join(", "),
                         vec!["?"; key.len()].join(", ")
                     ),
-                    key.clone(),
+                    key.to_vec(),
                 ),
             }
+        }
+    }
+
+    /// Takes the connection back from a running prefetch: the page it read and its rows.
+    async fn reclaim(&mut self) -> Result<Option<(PageId, PageRows)>, MySqlError> {
+        let Some(p) = self.prefetch.take() else {
+            return Ok(None);
         };
-        let rows: Vec<mysql_async::Row> = if params.is_empty() {
-            self.conn
-                .exec(sql.as_str(), ())
-                .await
-                .map_err(|e| q(e, "snapshot page query"))?
-        } else {
-            self.conn
-                .exec(sql.as_str(), params)
-                .await
-                .map_err(|e| q(e, "snapshot page query"))?
-        };
+        let (conn, rows) = p.task.await.map_err(|e| {
+            MySqlError::Unsupported(format!("the snapshot's page query task failed: {e}"))
+        })?;
+        self.conn = Some(conn);
+        Ok(Some((p.page, rows)))
+    }
+
+    async fn read_page(&mut self, info: &TableInfo) -> Result<Vec<(Row, Vec<Wire>)>, MySqlError> {
+        let page = (self.index, self.last_key.clone(), self.keyless_offset);
+        let rows = match self.reclaim().await? {
+            Some((read, rows)) if read == page => rows,
+            // A prefetch of another page (none is issued that is not the next): discard it.
+            _ => {
+                let (sql, params) =
+                    self.page_sql(info, self.last_key.as_deref(), self.keyless_offset);
+                let conn = self
+                    .conn
+                    .take()
+                    .ok_or_else(|| MySqlError::Unsupported("snapshot connection lost".into()))?;
+                let (conn, rows) = page_query(conn, sql, params).await;
+                self.conn = Some(conn);
+                rows
+            }
+        }
+        .map_err(|e| q(e, "snapshot page query"))?;
+        // The next page of this table is read while this one is converted and encoded; an
+        // empty page ends the table (and its query costs one round trip).
+        if let Some(last) = rows.last() {
+            // The state this page leaves (see the end of this function): the last row's key
+            // (empty for keyless tables) and the rows read so far.
+            let next_key: Vec<Wire> = info
+                .schema
+                .key
+                .iter()
+                .map(|&i| last.as_ref(i).cloned().unwrap_or(Wire::NULL))
+                .collect();
+            let next_offset = self.keyless_offset + rows.len() as u64;
+            let (sql, params) = self.page_sql(info, Some(&next_key), next_offset);
+            if let Some(conn) = self.conn.take() {
+                self.prefetch = Some(Prefetch {
+                    page: (self.index, Some(next_key), next_offset),
+                    task: tokio::spawn(page_query(conn, sql, params)),
+                });
+            }
+        }
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let wires = row.unwrap();
@@ -497,7 +568,8 @@ impl Snapshot {
         Ok(out)
     }
 
-    fn record(&self, info: &Arc<TableInfo>, row: Row, key: Option<&[Wire]>) -> SourceRecord {
+    /// A snapshot row, without an offset.
+    fn record(&self, info: &Arc<TableInfo>, row: Row) -> SourceRecord {
         let source = SourceInfo {
             connector: self.connector,
             name: self.cfg.prefix.clone(),
@@ -526,6 +598,16 @@ impl Snapshot {
             processed_ts_ms: crate::now_ms(),
             headers: Vec::new(),
         };
+        SourceRecord {
+            topic: info.topic.clone(),
+            payload: Payload::Change(Box::new(event)),
+            partition: self.partition.clone(),
+            offset: None,
+        }
+    }
+
+    /// The offset of a page's last row: the snapshot position and the cursor after it.
+    fn cursor_offset(&self, info: &TableInfo, key: Option<&[Wire]>) -> SourceOffset {
         let mut value = serde_json::json!({
             "file": self.position.file,
             "pos": self.position.pos,
@@ -538,21 +620,21 @@ impl Snapshot {
         if !gtids.is_empty() {
             value["gtids"] = serde_json::Value::String(gtids);
         }
-        SourceRecord {
-            topic: info.topic.clone(),
-            payload: Payload::Change(Box::new(event)),
-            partition: self.partition.clone(),
-            offset: Some(SourceOffset {
-                value,
-                order: OffsetOrder([file_index(&self.position.file), self.position.pos, 0]),
-            }),
+        SourceOffset {
+            value,
+            order: OffsetOrder([file_index(&self.position.file), self.position.pos, 0]),
         }
     }
 
     /// Ends the snapshot transaction and hands the connection back.
-    pub async fn finish(mut self) -> Conn {
-        let _ = self.conn.query_drop("COMMIT").await;
-        self.conn
+    pub async fn finish(mut self) -> Result<Conn, MySqlError> {
+        let _ = self.reclaim().await?;
+        let mut conn = self
+            .conn
+            .take()
+            .ok_or_else(|| MySqlError::Unsupported("snapshot connection lost".into()))?;
+        let _ = conn.query_drop("COMMIT").await;
+        Ok(conn)
     }
 }
 

@@ -643,8 +643,9 @@ impl MySqlTask {
                     self.progress.set_snapshot(snap.rows_done, snap.rows_done);
                     let pos = snap.position.clone();
                     let history = snap.take_history();
-                    let conn = snap.finish().await;
-                    let _ = conn.disconnect().await;
+                    if let Ok(conn) = snap.finish().await {
+                        let _ = conn.disconnect().await;
+                    }
                     if self.source.snapshot_mode == SnapshotMode::InitialOnly {
                         self.progress.set_phase("done");
                         self.phase = Some(Phase::Done);
@@ -685,8 +686,9 @@ impl SourceTask for MySqlTask {
         match self.phase.take() {
             Some(Phase::Streaming(pump)) => pump.close().await,
             Some(Phase::Snapshot(snap)) => {
-                let conn = snap.finish().await;
-                let _ = conn.disconnect().await;
+                if let Ok(conn) = snap.finish().await {
+                    let _ = conn.disconnect().await;
+                }
             }
             _ => {}
         }
