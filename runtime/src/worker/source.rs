@@ -34,9 +34,10 @@ use crate::data::encode::DataEncoder;
 use crate::data::from_event;
 use crate::dead_letter::{self, ErrorPolicy, Stage};
 use crate::error::{ConnectorError, ErrorKind};
+use crate::model::Value;
 use crate::offsets::{OffsetStore, StoredOffset};
 use crate::progress::ProgressHandle;
-use crate::record::{SourceRecord, TopicRecord};
+use crate::record::{Payload, SourceRecord, TopicRecord};
 use crate::storage::{ProduceRecord, TopicStore};
 use crate::transforms::TransformChain;
 
@@ -256,10 +257,7 @@ impl SourceRun {
         if err.kind == ErrorKind::Transient {
             return Err(err);
         }
-        let position = record
-            .offset
-            .as_ref()
-            .map_or_else(|| "no offset".to_owned(), |o| o.value.to_string());
+        let position = position_of(record);
         let counters = dead_letter::counters(&self.connector_name, self.task_id);
         if !self.errors.tolerate {
             counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -361,6 +359,38 @@ struct RunState {
     buf: Vec<u8>,
 }
 
+/// Where a record came from, for error messages: its offset, or, for records that carry none
+/// (rows inside a transaction or a snapshot page), the position fields of its `source` block.
+fn position_of(record: &SourceRecord) -> String {
+    if let Some(o) = &record.offset {
+        return o.value.to_string();
+    }
+    let Payload::Change(e) = &record.payload else {
+        return "no offset".to_owned();
+    };
+    let s = &e.source;
+    let mut m = serde_json::Map::new();
+    m.insert("db".into(), serde_json::Value::from(&*s.db));
+    if let Some(schema) = &s.schema {
+        m.insert("schema".into(), serde_json::Value::from(&**schema));
+    }
+    if let Some(table) = &s.table {
+        m.insert("table".into(), serde_json::Value::from(&**table));
+    }
+    m.insert(
+        "snapshot".into(),
+        serde_json::Value::from(s.snapshot.as_str()),
+    );
+    for (name, value) in &s.extra {
+        match value {
+            Value::Text(t) => m.insert((*name).into(), serde_json::Value::from(t.as_str())),
+            Value::Int(i) => m.insert((*name).into(), serde_json::Value::from(*i)),
+            _ => None,
+        };
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     //! Source-side transforms through the real runner: dropped and skipped records still
@@ -437,6 +467,24 @@ mod tests {
                 }),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_record_without_an_offset_is_named_by_its_source_block() {
+        let mut record = batch("t").remove(0);
+        assert_eq!(position_of(&record), r#"{"seq":1}"#);
+        record.offset = None;
+        if let Payload::Change(e) = &mut record.payload {
+            e.source.extra = vec![
+                ("file", Value::Text("mysql-bin.000003".into())),
+                ("pos", Value::Int(154)),
+                ("gtid", Value::Null),
+            ];
+        }
+        assert_eq!(
+            position_of(&record),
+            r#"{"db":"shop","table":"orders","snapshot":"false","file":"mysql-bin.000003","pos":154}"#
+        );
     }
 
     #[async_trait]
